@@ -1,0 +1,1 @@
+"""The ``statehq`` command line."""

@@ -1,0 +1,229 @@
+"""Settings, read from ``STATEHQ_*`` environment variables with documented defaults.
+
+Every variable is listed in :data:`VARIABLES` (the README's configuration table is
+generated from the same facts), parsed once, and refused with a :class:`ConfigError`
+naming the variable when it is malformed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+def _size(name: str, raw: str) -> str:
+    match = _SIZE.match(raw)
+    if not match:
+        raise ConfigError(f"{name} must be a size like 256mb or 1gb, got {raw!r}")
+    return raw.strip().lower()
+
+
+def _appendfsync(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("everysec", "always"):
+        raise ConfigError(f"{name} must be 'everysec' or 'always', got {raw!r}")
+    return value
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{name} must start with redis://, rediss:// or unix://, got {value[:40]!r}"
+        )
+    return value
+
+
+def _prefix(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ConfigError(f"{name} must be 1-64 letters, digits or _.:- characters, got {raw!r}")
+    return value
+
+
+def size_in_bytes(size: str) -> int:
+    """Convert a size such as ``256mb`` (as accepted by the settings) to bytes."""
+    match = _SIZE.match(size)
+    if not match:
+        raise ConfigError(f"not a size: {size!r}")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """statehq's configuration. Build it with :meth:`from_env` or directly for tests."""
+
+    redis_url: str | None = None
+    data_dir: Path = Path(".statehq")
+    appendfsync: str = "everysec"
+    maxmemory: str = "256mb"
+    keep_server: bool = False
+    session_ttl: float = 300.0
+    expired_memory: float = 86400.0
+    history_length: int = 10
+    dedup_ttl: float = 7 * 86400.0
+    max_document_bytes: int = 512 * 1024
+    key_prefix: str = "statehq"
+    mutate_deadline: float = 2.0
+
+    def __post_init__(self) -> None:
+        # Accept a str for convenience (StateStore.open(data_dir="/tmp/x")).
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every ``STATEHQ_*`` variable (see :data:`VARIABLES`); ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var in VARIABLES:
+            raw = env.get(var.name)
+            if raw is not None and (raw.strip() or var.attr == "redis_url"):
+                values[var.attr] = var.parse(var.name, raw) if raw.strip() else None
+        return cls(**values).override(**overrides)
+
+    def override(self, **changes: Any) -> Settings:
+        """A copy with some settings replaced; unknown names are refused."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, the setting it fills, its parser and its doc."""
+
+    name: str
+    attr: str
+    parse: Callable[[str, str], Any]
+    default: str
+    doc: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "STATEHQ_REDIS_URL",
+        "redis_url",
+        _url,
+        "(unset: embedded Valkey)",
+        "Connect to this Redis/Valkey (redis://, rediss://, unix://) instead of the "
+        "embedded server.",
+    ),
+    Variable(
+        "STATEHQ_DATA_DIR",
+        "data_dir",
+        lambda _n, raw: Path(raw),
+        "./.statehq",
+        "Where the embedded server keeps its socket, AOF and logs.",
+    ),
+    Variable(
+        "STATEHQ_APPENDFSYNC",
+        "appendfsync",
+        _appendfsync,
+        "everysec",
+        "Embedded AOF fsync policy: everysec (lose at most ~1 s on power loss) or always "
+        "(zero loss, slower writes).",
+    ),
+    Variable(
+        "STATEHQ_MAXMEMORY",
+        "maxmemory",
+        _size,
+        "256mb",
+        "Embedded server memory limit; policy noeviction (writes are refused when full, "
+        "no session is evicted).",
+    ),
+    Variable(
+        "STATEHQ_KEEP_SERVER",
+        "keep_server",
+        _flag,
+        "false",
+        "Keep the embedded server running after the last statehq process exits.",
+    ),
+    Variable(
+        "STATEHQ_SESSION_TTL",
+        "session_ttl",
+        _positive_float,
+        "300",
+        "Seconds a session lives after its last write or touch (sliding).",
+    ),
+    Variable(
+        "STATEHQ_EXPIRED_MEMORY",
+        "expired_memory",
+        _positive_float,
+        "86400",
+        "Seconds after expiry during which the store still knows a session expired.",
+    ),
+    Variable(
+        "STATEHQ_HISTORY_LENGTH",
+        "history_length",
+        _positive_int,
+        "10",
+        "Versions kept per member for rollback and recovery.",
+    ),
+    Variable(
+        "STATEHQ_DEDUP_TTL",
+        "dedup_ttl",
+        _positive_float,
+        "604800",
+        "Seconds an inbound message id is remembered as applied (7 days).",
+    ),
+    Variable(
+        "STATEHQ_MAX_DOCUMENT_BYTES",
+        "max_document_bytes",
+        _positive_int,
+        "524288",
+        "Largest stored document; bigger writes are refused whole.",
+    ),
+    Variable(
+        "STATEHQ_KEY_PREFIX",
+        "key_prefix",
+        _prefix,
+        "statehq",
+        "Prefix of every Redis key statehq writes.",
+    ),
+    Variable(
+        "STATEHQ_MUTATE_DEADLINE",
+        "mutate_deadline",
+        _positive_float,
+        "2",
+        "Seconds mutate() and rollback() keep retrying a compare-and-set before giving up.",
+    ),
+)

@@ -1,0 +1,17 @@
+"""The atomic store: one server-side script per operation on Redis/Valkey."""
+
+from .aio import AsyncStateStore
+from .embedded import EmbeddedValkey
+from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
+from .sync import StateStore
+
+__all__ = [
+    "DEFAULT_PRESERVE",
+    "AsyncStateStore",
+    "EmbeddedValkey",
+    "HistoryEntry",
+    "Lease",
+    "SessionStatus",
+    "Snapshot",
+    "StateStore",
+]

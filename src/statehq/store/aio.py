@@ -1,0 +1,235 @@
+"""The asyncio store: :class:`AsyncStateStore`, the twin of :class:`StateStore`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from ..config import Settings
+from . import operations as ops
+from .connection import redact_url, script_sources, translate
+from .embedded import EmbeddedValkey
+from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
+from .operations import Clock, Operations, ping, utc_now
+
+Patch = dict[str, Any]
+Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+class AsyncStateStore:
+    """The asyncio twin of :class:`~statehq.StateStore`: same methods, awaited.
+
+    Open it with ``await AsyncStateStore.open()``; semantics are identical.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        server: EmbeddedValkey | None = None,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._server = server
+        self._ops = Operations(settings, clock)
+        self._scripts: dict[str, AsyncScript] = {
+            name: client.register_script(text) for name, text in script_sources().items()
+        }
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = utc_now,
+        **overrides: Any,
+    ) -> AsyncStateStore:
+        """Connect to ``url`` (or ``STATEHQ_REDIS_URL``), else start/attach the embedded server.
+
+        ``overrides`` replace individual settings, e.g. ``session_ttl=60``.
+        """
+        base = settings or Settings.from_env()
+        if url is not None:
+            overrides["redis_url"] = url
+        resolved = base.override(**overrides)
+        server = None
+        target = resolved.redis_url
+        if target is None:
+            server = EmbeddedValkey(resolved)
+            await asyncio.to_thread(server.acquire)
+            target = server.url
+        client = aioredis.Redis.from_url(target, socket_timeout=10, socket_connect_timeout=5)
+        store = cls(client, resolved, clock=clock, server=server)
+        try:
+            await store.ping()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    # -- driving the operations ----------------------------------------------------------
+
+    async def _run(self, operation: ops.Operation) -> Any:
+        try:
+            request = next(operation)
+            while True:
+                request = operation.send(await self._perform(request))
+        except StopIteration as done:
+            return done.value
+
+    async def _perform(self, request: ops.Request) -> Any:
+        if isinstance(request, ops.Sleep):
+            await asyncio.sleep(request.seconds)
+            return None
+        try:
+            if isinstance(request, ops.Script):
+                return await self._scripts[request.name](keys=request.keys, args=request.args)
+            return await self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            raise translate(exc, self._where()) from exc
+
+    def _where(self) -> str:
+        url = self._server.url if self._server else self.settings.redis_url or "?"
+        return f"statehq store at {redact_url(url)}"
+
+    # -- public API ----------------------------------------------------------------------
+
+    async def get(self, member_id: str) -> Snapshot | None:
+        """The member's live document, version and TTL; None if there is no live session."""
+        result: Snapshot | None = await self._run(self._ops.get(member_id))
+        return result
+
+    async def status(self, member_id: str) -> SessionStatus:
+        """ACTIVE, EXPIRED (within ``expired_memory`` of expiry) or NONE."""
+        result: SessionStatus = await self._run(self._ops.status(member_id))
+        return result
+
+    async def update(
+        self,
+        member_id: str,
+        patch: Patch,
+        expected_version: int | None = None,
+        message_id: str | None = None,
+        *,
+        lease: Lease | None = None,
+    ) -> Snapshot:
+        """Apply an RFC 7386 merge patch atomically (null deletes); creates the session.
+
+        With ``expected_version`` it is a compare-and-set raising :class:`VersionConflict`.
+        With ``message_id`` a repeat of the same message writes nothing and returns a
+        snapshot with ``duplicate=True``. With ``lease`` it is refused once the lease is lost.
+        """
+        result: Snapshot = await self._run(
+            self._ops.update(
+                member_id,
+                patch,
+                expected_version=expected_version,
+                message_id=message_id,
+                lease=lease,
+            )
+        )
+        return result
+
+    async def mutate(
+        self,
+        member_id: str,
+        fn: Mutation,
+        *,
+        deadline: float | None = None,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Snapshot:
+        """Read, call ``fn(doc)``, write only if nobody wrote meanwhile; retry until deadline.
+
+        ``fn`` gets a private copy; it returns the new document or changes it in place and
+        returns None. Raises :class:`MutateTimeout` after ``deadline`` seconds of conflicts.
+        """
+        result: Snapshot = await self._run(
+            self._ops.mutate(member_id, fn, deadline=deadline, message_id=message_id, lease=lease)
+        )
+        return result
+
+    async def history(self, member_id: str) -> list[HistoryEntry]:
+        """The last ``history_length`` versions, newest first."""
+        result: list[HistoryEntry] = await self._run(self._ops.history(member_id))
+        return result
+
+    async def rollback(
+        self, member_id: str, version: int, *, lease: Lease | None = None
+    ) -> Snapshot:
+        """Restore ``version``'s document from history as a new version."""
+        result: Snapshot = await self._run(self._ops.rollback(member_id, version, lease=lease))
+        return result
+
+    async def cleanup(
+        self,
+        member_id: str,
+        preserve: Iterable[str] = DEFAULT_PRESERVE,
+        *,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Snapshot | None:
+        """Drop every top-level field except ``preserve``; None when there is no session."""
+        result: Snapshot | None = await self._run(
+            self._ops.cleanup(member_id, tuple(preserve), message_id=message_id, lease=lease)
+        )
+        return result
+
+    async def touch(self, member_id: str) -> float | None:
+        """Slide the session TTL; the new TTL in seconds, or None if there is no session."""
+        result: float | None = await self._run(self._ops.touch(member_id))
+        return result
+
+    async def delete(self, member_id: str) -> bool:
+        """Forget the member's session, history and expiry marker."""
+        result: bool = await self._run(self._ops.delete(member_id))
+        return result
+
+    async def lease(
+        self, member_id: str, ttl: float = 30.0, *, holder: str | None = None, wait: float = 0.0
+    ) -> Lease:
+        """Take the member's lease (waiting up to ``wait`` s) or raise :class:`LeaseBusy`."""
+        lease: Lease = await self._run(self._ops.lease(member_id, ttl, holder=holder, wait=wait))
+        lease._release = self.release_lease
+        return lease
+
+    async def renew_lease(self, lease: Lease) -> Lease:
+        """Extend ``lease`` by its TTL; raises :class:`LeaseLost` if it is no longer held."""
+        result: Lease = await self._run(self._ops.renew(lease))
+        return result
+
+    async def release_lease(self, lease: Lease) -> bool:
+        """Give ``lease`` up; False if it had already been lost."""
+        result: bool = await self._run(self._ops.release(lease))
+        return result
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the server answers."""
+        await self._run(ping())
+
+    async def close(self) -> None:
+        """Close the connection; stop the embedded server if this was its last user."""
+        await self._client.aclose()
+        if self._server is not None:
+            await asyncio.to_thread(self._server.release)
+            self._server = None
+
+    async def __aenter__(self) -> AsyncStateStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

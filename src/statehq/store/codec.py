@@ -1,0 +1,212 @@
+"""The stored form of a document: a Redis hash of path -> JSON leaf.
+
+Why: Lua's cjson turns ``[]`` into ``{}`` and rounds integers past 2**53, so the server
+must never decode JSON. Instead the document is flattened: objects become paths, and
+everything else (strings, numbers, booleans, null, and whole lists) is a leaf encoded
+by Python's ``json``. A merge patch then becomes a list of hash operations the server
+applies without understanding JSON at all.
+
+- A path is the object keys joined by ``.``; each key is JSON-escaped and a literal
+  ``.`` inside a key is written ``\\u002e``, so the first ``.`` always separates.
+- Every object (except the root) has a marker field whose value is ``{}``; that is how
+  an empty object survives and how a write knows a subtree must go without scanning.
+- Bytes are UTF-8 with ``surrogatepass`` so even lone surrogates round-trip.
+
+Operations sent to the server are triples ``(op, path, value)``:
+
+    S path leaf   set a leaf (dropping the subtree if path was an object)
+    O path ""     make path an object (replacing a leaf) unless it already is one
+    D path ""     delete path and its subtree
+    P name ""     cleanup: keep this top-level name ...
+    C "" ""       ... and delete every top-level field not kept
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..errors import CorruptState, InvalidPatch
+
+OBJECT = b"{}"
+VERSION_FIELD = "_version"
+UPDATED_FIELD = "_last_updated"
+STORE_FIELDS = frozenset({VERSION_FIELD, UPDATED_FIELD})
+MAX_DEPTH = 64
+
+Op = tuple[bytes, bytes, bytes]
+_encode_leaf = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def encode_key(key: str) -> str:
+    """One object key as a path segment."""
+    return _encode_leaf(key)[1:-1].replace(".", "\\u002e")
+
+
+def decode_key(segment: str) -> str:
+    """Invert :func:`encode_key`."""
+    if "\\" not in segment:
+        return segment
+    decoded: str = json.loads(f'"{segment}"')
+    return decoded
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def encode_leaf(value: Any, path: str) -> bytes:
+    """A non-object JSON value as stored bytes; refuse what JSON cannot hold."""
+    _check_value(value, path, depth=0)
+    try:
+        return _bytes(_encode_leaf(value))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidPatch(str(exc), path=path or "/") from None
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    """Refuse values json would silently change (non-str keys, NaN, tuples are fine)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidPatch(f"{value} is not a JSON number", path=path)
+    if isinstance(value, list | tuple):
+        if depth > MAX_DEPTH * 4:
+            raise InvalidPatch(f"nested deeper than {MAX_DEPTH * 4} levels", path=path)
+        for index, item in enumerate(value):
+            _check_value(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, dict):
+        if depth > MAX_DEPTH * 4:
+            raise InvalidPatch(f"nested deeper than {MAX_DEPTH * 4} levels", path=path)
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidPatch(f"object keys must be strings, got {key!r}", path=path)
+            _check_value(item, f"{path}.{key}", depth + 1)
+    elif not (value is None or isinstance(value, str | int | float)):
+        raise InvalidPatch(f"{type(value).__name__} is not a JSON value", path=path)
+
+
+def _child(prefix: str, key: object, where: str) -> str:
+    if not isinstance(key, str):
+        raise InvalidPatch(f"object keys must be strings, got {key!r}", path=where or "/")
+    return f"{prefix}.{encode_key(key)}" if prefix else encode_key(key)
+
+
+def flatten(doc: Mapping[str, Any]) -> dict[str, bytes]:
+    """A document as ``{path: stored bytes}``, parents before children."""
+    flat: dict[str, bytes] = {}
+    _flatten_into(flat, doc, "", 0)
+    return flat
+
+
+def _flatten_into(flat: dict[str, bytes], obj: Mapping[str, Any], prefix: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidPatch(f"objects nested deeper than {MAX_DEPTH} levels", path=prefix)
+    for key, value in obj.items():
+        path = _child(prefix, key, prefix)
+        if isinstance(value, dict):
+            flat[path] = OBJECT
+            _flatten_into(flat, value, path, depth + 1)
+        else:
+            flat[path] = encode_leaf(value, path)
+
+
+def unflatten(fields: Mapping[bytes, bytes], member_id: str) -> dict[str, Any]:
+    """Rebuild a document from its stored fields; raise :class:`CorruptState` if they lie."""
+    root: dict[str, Any] = {}
+    try:
+        for raw_path, raw_value in fields.items():
+            *parents, last = (decode_key(s) for s in _text(raw_path).split("."))
+            node = root
+            for segment in parents:
+                node = node.setdefault(segment, {})
+                if not isinstance(node, dict):
+                    raise ValueError(f"{_text(raw_path)!r} lies under a leaf")
+            if raw_value == OBJECT:
+                if not isinstance(node.setdefault(last, {}), dict):
+                    raise ValueError(f"{_text(raw_path)!r} is both a leaf and an object")
+            else:
+                if isinstance(node.get(last), dict):
+                    raise ValueError(f"{_text(raw_path)!r} is both a leaf and an object")
+                node[last] = json.loads(_text(raw_value))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptState(member_id, str(exc)) from None
+    return root
+
+
+def decode_encoded_doc(payload: bytes, member_id: str) -> dict[str, Any]:
+    """Decode the server's JSON object of ``{path: leaf}`` (history entries and replies)."""
+    try:
+        fields = json.loads(_text(payload))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptState(member_id, f"history entry is not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise CorruptState(member_id, "history entry is not an object")
+    return unflatten({_bytes(k): _bytes(v) for k, v in fields.items()}, member_id)
+
+
+def _refuse_store_fields(keys: Iterator[str] | Any) -> None:
+    for key in keys:
+        if key in STORE_FIELDS:
+            raise InvalidPatch(f"{key} is set by the store only", path=key)
+
+
+def patch_ops(patch: object) -> list[Op]:
+    """An RFC 7386 merge patch as server operations (null deletes)."""
+    if not isinstance(patch, dict):
+        raise InvalidPatch(f"a patch must be a JSON object, got {type(patch).__name__}")
+    _refuse_store_fields(patch)
+    ops: list[Op] = []
+    _patch_into(ops, patch, "", 0)
+    return ops
+
+
+def _patch_into(ops: list[Op], patch: Mapping[str, Any], prefix: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidPatch(f"objects nested deeper than {MAX_DEPTH} levels", path=prefix)
+    for key, value in patch.items():
+        path = _child(prefix, key, prefix)
+        if value is None:
+            ops.append((b"D", _bytes(path), b""))
+        elif isinstance(value, dict):
+            ops.append((b"O", _bytes(path), b""))
+            _patch_into(ops, value, path, depth + 1)
+        else:
+            ops.append((b"S", _bytes(path), encode_leaf(value, path)))
+
+
+def replace_ops(old: Mapping[str, Any], new: object) -> list[Op]:
+    """Operations turning document ``old`` into ``new`` exactly (store fields excluded)."""
+    if not isinstance(new, dict):
+        raise InvalidPatch(f"a document must be a JSON object, got {type(new).__name__}")
+    for key in STORE_FIELDS & new.keys():
+        if new[key] != old.get(key):
+            raise InvalidPatch(f"{key} is set by the store only", path=key)
+    before = flatten({k: v for k, v in old.items() if k not in STORE_FIELDS})
+    after = flatten({k: v for k, v in new.items() if k not in STORE_FIELDS})
+    ops: list[Op] = [(b"D", _bytes(p), b"") for p in before if p not in after]
+    for path, value in after.items():
+        if before.get(path) != value:
+            is_object = value == OBJECT
+            ops.append((b"O" if is_object else b"S", _bytes(path), b"" if is_object else value))
+    return ops
+
+
+def cleanup_ops(preserve: tuple[str, ...] | list[str] | frozenset[str]) -> list[Op]:
+    """Keep only the named top-level fields (plus the store's own)."""
+    ops: list[Op] = []
+    for name in preserve:
+        if not isinstance(name, str):
+            raise InvalidPatch(f"preserved field names must be strings, got {name!r}")
+        ops.append((b"P", _bytes(encode_key(name)), b""))
+    ops.append((b"C", b"", b""))
+    return ops
+
+
+def document_size(flat: Mapping[str, bytes]) -> int:
+    """The bytes a flattened document occupies in the hash (paths plus values)."""
+    return sum(len(_bytes(path)) + len(value) for path, value in flat.items())

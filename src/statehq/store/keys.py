@@ -1,0 +1,101 @@
+"""Every Redis key statehq uses, built in one place.
+
+All keys of one member share the hash tag ``{<member_id>}``, so every script touches a
+single Cluster slot and runs on Redis Cluster unchanged::
+
+    <prefix>:{<member>}:doc       hash    path -> JSON leaf: the document  (session TTL)
+    <prefix>:{<member>}:hist      list    newest-first past versions       (session TTL)
+    <prefix>:{<member>}:seen      string  last version written             (TTL + expired memory)
+    <prefix>:{<member>}:lease     string  "<token>:<holder>"               (lease TTL)
+    <prefix>:{<member>}:fence     string  fencing-token counter            (1 day, refreshed)
+    <prefix>:{<member>}:msg:<id>  string  version a message produced       (dedup TTL)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidMemberId, InvalidMessageId
+
+MAX_MEMBER_ID_LENGTH = 200
+MAX_MESSAGE_ID_LENGTH = 256
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+
+
+def check_member_id(member_id: object) -> str:
+    """Return ``member_id`` if the store can key it, else raise :class:`InvalidMemberId`."""
+    if not isinstance(member_id, str):
+        raise InvalidMemberId(member_id, f"must be a string, not {type(member_id).__name__}")
+    if not member_id or member_id.strip() != member_id:
+        raise InvalidMemberId(member_id, "must be non-empty with no leading or trailing spaces")
+    if len(member_id) > MAX_MEMBER_ID_LENGTH:
+        raise InvalidMemberId(
+            member_id, f"is {len(member_id)} characters, the limit is {MAX_MEMBER_ID_LENGTH}"
+        )
+    if "{" in member_id or "}" in member_id:
+        raise InvalidMemberId(member_id, "must not contain '{' or '}' (they route Cluster keys)")
+    if _has_control(member_id):
+        raise InvalidMemberId(member_id, "must not contain control characters")
+    return member_id
+
+
+def check_message_id(message_id: object) -> str:
+    """Return ``message_id`` if usable as a dedup mark, else raise :class:`InvalidMessageId`."""
+    if not isinstance(message_id, str):
+        raise InvalidMessageId(message_id, f"must be a string, not {type(message_id).__name__}")
+    if not message_id:
+        raise InvalidMessageId(message_id, "must be non-empty")
+    if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidMessageId(
+            message_id, f"is {len(message_id)} characters, the limit is {MAX_MESSAGE_ID_LENGTH}"
+        )
+    if _has_control(message_id):
+        raise InvalidMessageId(message_id, "must not contain control characters")
+    return message_id
+
+
+@dataclass(frozen=True)
+class MemberKeys:
+    """The keys of one member; see the module docstring for what each holds."""
+
+    doc: str
+    hist: str
+    seen: str
+    lease: str
+    fence: str
+    base: str
+
+    def message(self, message_id: str) -> str:
+        """The dedup mark of one inbound message."""
+        return f"{self.base}:msg:{check_message_id(message_id)}"
+
+
+class KeySpace:
+    """Builds :class:`MemberKeys` under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def member(self, member_id: str) -> MemberKeys:
+        """All keys of ``member_id`` (validated)."""
+        base = f"{self.prefix}:{{{check_member_id(member_id)}}}"
+        return MemberKeys(
+            doc=f"{base}:doc",
+            hist=f"{base}:hist",
+            seen=f"{base}:seen",
+            lease=f"{base}:lease",
+            fence=f"{base}:fence",
+            base=base,
+        )
+
+    def doc_pattern(self) -> str:
+        """A SCAN pattern matching every member's document key."""
+        return f"{self.prefix}:{{*}}:doc"
+
+    def member_of(self, doc_key: str) -> str:
+        """The member id inside a document key produced by :meth:`member`."""
+        start = doc_key.index("{") + 1
+        return doc_key[start : doc_key.index("}", start)]

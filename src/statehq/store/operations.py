@@ -1,0 +1,313 @@
+"""Every store operation, written once, free of I/O.
+
+Each operation is a generator that yields requests (run a script, run a command,
+sleep) and receives their replies; it returns its result. :class:`StateStore` drives
+them with a blocking client and :class:`AsyncStateStore` with an asyncio one, so the
+logic - argument layout, reply decoding, retries - exists in exactly one place.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import Settings
+from ..errors import (
+    DocumentTooLarge,
+    InvalidInput,
+    LeaseBusy,
+    LeaseLost,
+    MutateTimeout,
+    VersionConflict,
+    VersionNotFound,
+)
+from . import codec
+from .keys import KeySpace, MemberKeys
+from .models import HistoryEntry, Lease, SessionStatus, Snapshot
+
+FENCE_TTL_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Script:
+    """Run the named ``.lua`` script with these keys and arguments."""
+
+    name: str
+    keys: list[str]
+    args: list[bytes | str | int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """Run one plain Redis command."""
+
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait before the next attempt."""
+
+    seconds: float
+
+
+Request = Script | Command | Sleep
+Operation = Generator[Request, Any, Any]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+class Operations:
+    """Builds the generators for one key space, one set of limits and one clock."""
+
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.keys = KeySpace(settings.key_prefix)
+        self.clock = clock
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, member_id: str) -> Operation:
+        """The live snapshot, or None."""
+        keys = self.keys.member(member_id)
+        reply = yield Script("get", [keys.doc, keys.seen], [])
+        if reply[0] != 1:
+            return None
+        fields = dict(zip(reply[2][::2], reply[2][1::2], strict=True))
+        return _snapshot(codec.unflatten(fields, member_id), ttl_ms=reply[1])
+
+    def status(self, member_id: str) -> Operation:
+        """Active, expired (remembered for ``expired_memory``), or none."""
+        keys = self.keys.member(member_id)
+        reply = yield Script("get", [keys.doc, keys.seen], [])
+        return {1: SessionStatus.ACTIVE, 2: SessionStatus.EXPIRED}.get(reply[0], SessionStatus.NONE)
+
+    def history(self, member_id: str) -> Operation:
+        """Past versions, newest first."""
+        keys = self.keys.member(member_id)
+        entries = yield Command(("LRANGE", keys.hist, "0", "-1"))
+        result = []
+        for raw in entries:
+            doc = codec.decode_encoded_doc(raw, member_id)
+            result.append(HistoryEntry(int(doc["_version"]), doc.get("_last_updated"), doc))
+        return result
+
+    # -- writes --------------------------------------------------------------------------
+
+    def write(
+        self,
+        member_id: str,
+        ops: list[codec.Op],
+        *,
+        expected_version: int | None = None,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Operation:
+        """Apply server operations in one script call; the single write path."""
+        keys = self.keys.member(member_id)
+        if expected_version is not None and (
+            not isinstance(expected_version, int) or expected_version < 0
+        ):
+            raise InvalidInput(f"expected_version must be an int >= 0, got {expected_version!r}")
+        if lease is not None and lease.member_id != member_id:
+            raise InvalidInput(f"the lease is for member {lease.member_id!r}, not {member_id!r}")
+        script = self._write_script(keys, ops, expected_version, message_id, lease)
+        reply = yield script
+        return self._parse_write(reply, member_id, expected_version, lease)
+
+    def _write_script(
+        self,
+        keys: MemberKeys,
+        ops: list[codec.Op],
+        expected_version: int | None,
+        message_id: str | None,
+        lease: Lease | None,
+    ) -> Script:
+        s = self.settings
+        key_list = [keys.doc, keys.hist, keys.seen, keys.lease]
+        if message_id is not None:
+            key_list.append(keys.message(message_id))
+        stamp = self.clock().astimezone(UTC).isoformat(timespec="microseconds")
+        args: list[bytes | str | int] = [
+            "" if expected_version is None else expected_version,
+            "" if lease is None else lease.token,
+            _ms(s.session_ttl),
+            _ms(s.session_ttl + s.expired_memory),
+            s.history_length,
+            _ms(s.dedup_ttl),
+            s.max_document_bytes,
+            json.dumps(stamp.replace("+00:00", "Z")),
+        ]
+        for op in ops:
+            args.extend(op)
+        return Script("update", key_list, args)
+
+    def _parse_write(
+        self, reply: list[Any], member_id: str, expected: int | None, lease: Lease | None
+    ) -> Snapshot | None:
+        status = reply[0]
+        if status == b"OK":
+            return _snapshot(codec.decode_encoded_doc(reply[3], member_id), ttl_ms=reply[2])
+        if status == b"DUP":
+            if not reply[4]:
+                return Snapshot({}, 0, None, duplicate=True)
+            doc = codec.decode_encoded_doc(reply[4], member_id)
+            return _snapshot(doc, ttl_ms=reply[3], duplicate=True)
+        if status == b"CONFLICT":
+            raise VersionConflict(member_id, expected or 0, int(reply[1]))
+        if status == b"LEASE":
+            current = int(reply[1])
+            raise LeaseLost(
+                member_id, lease.token if lease else -1, None if current < 0 else current
+            )
+        if status == b"TOOBIG":
+            raise DocumentTooLarge(member_id, int(reply[1]), self.settings.max_document_bytes)
+        if status == b"ABSENT":
+            return None
+        raise RuntimeError(f"unexpected reply from update script: {reply!r}")
+
+    def update(self, member_id: str, patch: object, **kw: Any) -> Operation:
+        """Apply an RFC 7386 merge patch."""
+        return (yield from self.write(member_id, codec.patch_ops(patch), **kw))
+
+    def cleanup(self, member_id: str, preserve: tuple[str, ...], **kw: Any) -> Operation:
+        """Keep only the preserved top-level fields; None when there is no session."""
+        ops = [(b"E", b"", b""), *codec.cleanup_ops(preserve)]
+        return (yield from self.write(member_id, ops, **kw))
+
+    def mutate(
+        self,
+        member_id: str,
+        fn: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        deadline: float | None = None,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Operation:
+        """Read, apply ``fn``, compare-and-set; retry with jittered backoff until the deadline."""
+        budget = self.settings.mutate_deadline if deadline is None else deadline
+        give_up = time.monotonic() + budget
+        attempts = 0
+        while True:
+            attempts += 1
+            current = yield from self.get(member_id)
+            old = current.doc if current else {}
+            version = current.version if current else 0
+            draft = copy.deepcopy(old)
+            result = fn(draft)
+            new = draft if result is None else result
+            ops = codec.replace_ops(old, new)
+            try:
+                return (
+                    yield from self.write(
+                        member_id, ops, expected_version=version, message_id=message_id, lease=lease
+                    )
+                )
+            except VersionConflict as conflict:
+                actual = conflict.actual_version
+            pause = random.uniform(0, min(0.05, 0.001 * 2 ** min(attempts, 6)))
+            if time.monotonic() + pause >= give_up:
+                raise MutateTimeout(member_id, version, actual, attempts=attempts, deadline=budget)
+            yield Sleep(pause)
+
+    def rollback(self, member_id: str, version: int, **kw: Any) -> Operation:
+        """Restore a version from history as a new version."""
+        entries: list[HistoryEntry] = yield from self.history(member_id)
+        target = next((e for e in entries if e.version == version), None)
+        if target is None:
+            raise VersionNotFound(member_id, version, [e.version for e in entries])
+        restored = {k: v for k, v in target.doc.items() if k not in codec.STORE_FIELDS}
+        return (yield from self.mutate(member_id, lambda _old: restored, **kw))
+
+    def touch(self, member_id: str) -> Operation:
+        """Slide the session TTL; the new TTL in seconds, or None when there is no session."""
+        keys = self.keys.member(member_id)
+        s = self.settings
+        ttl_args: list[bytes | str | int] = [
+            _ms(s.session_ttl),
+            _ms(s.session_ttl + s.expired_memory),
+        ]
+        reply = yield Script("touch", [keys.doc, keys.hist, keys.seen], ttl_args)
+        return None if reply < 0 else reply / 1000
+
+    def delete(self, member_id: str) -> Operation:
+        """Forget a member's session, history and expiry marker; True if there was a session."""
+        keys = self.keys.member(member_id)
+        removed = yield Command(("DEL", keys.doc, keys.hist, keys.seen))
+        return bool(removed)
+
+    # -- leases --------------------------------------------------------------------------
+
+    def lease(
+        self, member_id: str, ttl: float, *, holder: str | None = None, wait: float = 0.0
+    ) -> Operation:
+        """Take the member's lease, waiting up to ``wait`` seconds; else LeaseBusy."""
+        keys = self.keys.member(member_id)
+        if not (isinstance(ttl, int | float) and ttl > 0):
+            raise InvalidInput(f"lease ttl must be a number of seconds > 0, got {ttl!r}")
+        if not (isinstance(wait, int | float) and wait >= 0):
+            raise InvalidInput(f"lease wait must be a number of seconds >= 0, got {wait!r}")
+        name = holder or default_holder()
+        give_up = time.monotonic() + wait
+        while True:
+            reply = yield Script(
+                "lease_acquire", [keys.lease, keys.fence], [name, _ms(ttl), FENCE_TTL_MS]
+            )
+            if reply[0] == 1:
+                return Lease(member_id, int(reply[1]), name, float(ttl))
+            remaining = max(int(reply[1]), 0) / 1000
+            now = time.monotonic()
+            if now >= give_up:
+                raise LeaseBusy(member_id, remaining)
+            yield Sleep(min(max(remaining, 0.001), 0.05, give_up - now))
+
+    def renew(self, lease: Lease) -> Operation:
+        """Extend the lease; LeaseLost if it is no longer current."""
+        keys = self.keys.member(lease.member_id)
+        ok = yield Script("lease_renew", [keys.lease], [lease.token, _ms(lease.ttl)])
+        if not ok:
+            raise LeaseLost(lease.member_id, lease.token, None)
+        return lease
+
+    def release(self, lease: Lease) -> Operation:
+        """Drop the lease if still held; True when it was."""
+        keys = self.keys.member(lease.member_id)
+        released = yield Script("lease_release", [keys.lease], [lease.token])
+        return bool(released)
+
+
+def ping() -> Operation:
+    """A round trip to the server."""
+    yield Command(("PING",))
+
+
+def default_holder() -> str:
+    """A lease holder name that tells operators which process holds it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _snapshot(doc: dict[str, Any], *, ttl_ms: int, duplicate: bool = False) -> Snapshot:
+    version = doc.get("_version")
+    return Snapshot(
+        doc=doc,
+        version=version if isinstance(version, int) else 0,
+        ttl=ttl_ms / 1000 if ttl_ms >= 0 else None,
+        duplicate=duplicate,
+    )

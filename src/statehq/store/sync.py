@@ -1,0 +1,234 @@
+"""The blocking store: :class:`StateStore`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import redis
+from redis.commands.core import Script as RedisScript
+from redis.exceptions import RedisError
+
+from ..config import Settings
+from . import operations as ops
+from .connection import redact_url, script_sources, translate
+from .embedded import EmbeddedValkey
+from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
+from .operations import Clock, Operations, ping, utc_now
+
+Patch = dict[str, Any]
+Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+class StateStore:
+    """Atomic, versioned, member-centric session state on Redis/Valkey.
+
+    Open it with :meth:`open`; every method is one atomic server-side operation (or, for
+    :meth:`mutate` and :meth:`rollback`, a compare-and-set retried until a deadline).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        server: EmbeddedValkey | None = None,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._server = server
+        self._ops = Operations(settings, clock)
+        self._scripts: dict[str, RedisScript] = {
+            name: client.register_script(text) for name, text in script_sources().items()
+        }
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = utc_now,
+        **overrides: Any,
+    ) -> StateStore:
+        """Connect to ``url`` (or ``STATEHQ_REDIS_URL``), else start/attach the embedded server.
+
+        ``overrides`` replace individual settings, e.g. ``session_ttl=60``.
+        """
+        base = settings or Settings.from_env()
+        if url is not None:
+            overrides["redis_url"] = url
+        resolved = base.override(**overrides)
+        server = None
+        target = resolved.redis_url
+        if target is None:
+            server = EmbeddedValkey(resolved)
+            server.acquire()
+            target = server.url
+        client = redis.Redis.from_url(target, socket_timeout=10, socket_connect_timeout=5)
+        store = cls(client, resolved, clock=clock, server=server)
+        try:
+            store.ping()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    # -- driving the operations ----------------------------------------------------------
+
+    def _run(self, operation: ops.Operation) -> Any:
+        try:
+            request = next(operation)
+            while True:
+                request = operation.send(self._perform(request))
+        except StopIteration as done:
+            return done.value
+
+    def _perform(self, request: ops.Request) -> Any:
+        if isinstance(request, ops.Sleep):
+            time.sleep(request.seconds)
+            return None
+        try:
+            if isinstance(request, ops.Script):
+                return self._scripts[request.name](keys=request.keys, args=request.args)
+            return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            raise translate(exc, self._where()) from exc
+
+    def _where(self) -> str:
+        url = self._server.url if self._server else self.settings.redis_url or "?"
+        return f"statehq store at {redact_url(url)}"
+
+    # -- public API ----------------------------------------------------------------------
+
+    def get(self, member_id: str) -> Snapshot | None:
+        """The member's live document, version and TTL; None if there is no live session."""
+        result: Snapshot | None = self._run(self._ops.get(member_id))
+        return result
+
+    def status(self, member_id: str) -> SessionStatus:
+        """ACTIVE, EXPIRED (within ``expired_memory`` of expiry) or NONE."""
+        result: SessionStatus = self._run(self._ops.status(member_id))
+        return result
+
+    def update(
+        self,
+        member_id: str,
+        patch: Patch,
+        expected_version: int | None = None,
+        message_id: str | None = None,
+        *,
+        lease: Lease | None = None,
+    ) -> Snapshot:
+        """Apply an RFC 7386 merge patch atomically (null deletes); creates the session.
+
+        With ``expected_version`` it is a compare-and-set raising :class:`VersionConflict`.
+        With ``message_id`` a repeat of the same message writes nothing and returns a
+        snapshot with ``duplicate=True``. With ``lease`` it is refused once the lease is lost.
+        """
+        result: Snapshot = self._run(
+            self._ops.update(
+                member_id,
+                patch,
+                expected_version=expected_version,
+                message_id=message_id,
+                lease=lease,
+            )
+        )
+        return result
+
+    def mutate(
+        self,
+        member_id: str,
+        fn: Mutation,
+        *,
+        deadline: float | None = None,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Snapshot:
+        """Read, call ``fn(doc)``, write only if nobody wrote meanwhile; retry until deadline.
+
+        ``fn`` gets a private copy; it returns the new document or changes it in place and
+        returns None. Raises :class:`MutateTimeout` after ``deadline`` seconds of conflicts.
+        """
+        result: Snapshot = self._run(
+            self._ops.mutate(member_id, fn, deadline=deadline, message_id=message_id, lease=lease)
+        )
+        return result
+
+    def history(self, member_id: str) -> list[HistoryEntry]:
+        """The last ``history_length`` versions, newest first."""
+        result: list[HistoryEntry] = self._run(self._ops.history(member_id))
+        return result
+
+    def rollback(self, member_id: str, version: int, *, lease: Lease | None = None) -> Snapshot:
+        """Restore ``version``'s document from history as a new version."""
+        result: Snapshot = self._run(self._ops.rollback(member_id, version, lease=lease))
+        return result
+
+    def cleanup(
+        self,
+        member_id: str,
+        preserve: Iterable[str] = DEFAULT_PRESERVE,
+        *,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Snapshot | None:
+        """Drop every top-level field except ``preserve``; None when there is no session."""
+        result: Snapshot | None = self._run(
+            self._ops.cleanup(member_id, tuple(preserve), message_id=message_id, lease=lease)
+        )
+        return result
+
+    def touch(self, member_id: str) -> float | None:
+        """Slide the session TTL; the new TTL in seconds, or None if there is no session."""
+        result: float | None = self._run(self._ops.touch(member_id))
+        return result
+
+    def delete(self, member_id: str) -> bool:
+        """Forget the member's session, history and expiry marker."""
+        result: bool = self._run(self._ops.delete(member_id))
+        return result
+
+    def lease(
+        self, member_id: str, ttl: float = 30.0, *, holder: str | None = None, wait: float = 0.0
+    ) -> Lease:
+        """Take the member's lease (waiting up to ``wait`` s) or raise :class:`LeaseBusy`."""
+        lease: Lease = self._run(self._ops.lease(member_id, ttl, holder=holder, wait=wait))
+        lease._release = self.release_lease
+        return lease
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        """Extend ``lease`` by its TTL; raises :class:`LeaseLost` if it is no longer held."""
+        result: Lease = self._run(self._ops.renew(lease))
+        return result
+
+    def release_lease(self, lease: Lease) -> bool:
+        """Give ``lease`` up; False if it had already been lost."""
+        result: bool = self._run(self._ops.release(lease))
+        return result
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the server answers."""
+        self._run(ping())
+
+    def close(self) -> None:
+        """Close the connection; stop the embedded server if this was its last user."""
+        self._client.close()
+        if self._server is not None:
+            self._server.release()
+            self._server = None
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
