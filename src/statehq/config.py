@@ -107,6 +107,12 @@ class Settings:
     def __post_init__(self) -> None:
         # Accept a str for convenience (StateStore.open(data_dir="/tmp/x")).
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        # Values given in code are checked by the same rules as the environment's, and
+        # the error names the variable a user would set.
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if value is not None and var.attr not in ("data_dir", "keep_server"):
+                var.parse(var.name, str(value))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

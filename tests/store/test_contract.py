@@ -231,9 +231,7 @@ def test_mutate_refuses_changing_the_version(store: StateStore, member: str) -> 
         store.mutate(member, lambda d: {**d, "_version": 99})
 
 
-def test_mutate_gives_up_at_its_deadline_with_a_clear_error(
-    store: StateStore, member: str
-) -> None:
+def test_mutate_gives_up_at_its_deadline_with_a_clear_error(store: StateStore, member: str) -> None:
     store.update(member, {"n": 0})
 
     def always_loses(doc: dict[str, Any]) -> dict[str, Any]:

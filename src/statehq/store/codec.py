@@ -90,24 +90,27 @@ def _check_value(value: Any, path: str, depth: int) -> None:
         raise InvalidPatch(f"{type(value).__name__} is not a JSON value", path=path)
 
 
-def _child(prefix: str, key: object, where: str) -> str:
+def _child(prefix: str | None, key: object) -> str:
+    # The root has no path (None); "" is the path of a top-level key that is itself "".
     if not isinstance(key, str):
-        raise InvalidPatch(f"object keys must be strings, got {key!r}", path=where or "/")
-    return f"{prefix}.{encode_key(key)}" if prefix else encode_key(key)
+        raise InvalidPatch(f"object keys must be strings, got {key!r}", path=prefix or "/")
+    return encode_key(key) if prefix is None else f"{prefix}.{encode_key(key)}"
 
 
 def flatten(doc: Mapping[str, Any]) -> dict[str, bytes]:
     """A document as ``{path: stored bytes}``, parents before children."""
     flat: dict[str, bytes] = {}
-    _flatten_into(flat, doc, "", 0)
+    _flatten_into(flat, doc, None, 0)
     return flat
 
 
-def _flatten_into(flat: dict[str, bytes], obj: Mapping[str, Any], prefix: str, depth: int) -> None:
+def _flatten_into(
+    flat: dict[str, bytes], obj: Mapping[str, Any], prefix: str | None, depth: int
+) -> None:
     if depth > MAX_DEPTH:
         raise InvalidPatch(f"objects nested deeper than {MAX_DEPTH} levels", path=prefix)
     for key, value in obj.items():
-        path = _child(prefix, key, prefix)
+        path = _child(prefix, key)
         if isinstance(value, dict):
             flat[path] = OBJECT
             _flatten_into(flat, value, path, depth + 1)
@@ -161,15 +164,15 @@ def patch_ops(patch: object) -> list[Op]:
         raise InvalidPatch(f"a patch must be a JSON object, got {type(patch).__name__}")
     _refuse_store_fields(patch)
     ops: list[Op] = []
-    _patch_into(ops, patch, "", 0)
+    _patch_into(ops, patch, None, 0)
     return ops
 
 
-def _patch_into(ops: list[Op], patch: Mapping[str, Any], prefix: str, depth: int) -> None:
+def _patch_into(ops: list[Op], patch: Mapping[str, Any], prefix: str | None, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise InvalidPatch(f"objects nested deeper than {MAX_DEPTH} levels", path=prefix)
     for key, value in patch.items():
-        path = _child(prefix, key, prefix)
+        path = _child(prefix, key)
         if value is None:
             ops.append((b"D", _bytes(path), b""))
         elif isinstance(value, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StateError, StoreFull, StoreUnavailable
@@ -22,7 +22,9 @@ def script_sources() -> dict[str, str]:
 def translate(exc: RedisError, where: str) -> StateError:
     """The statehq error for a failed Redis call."""
     text = str(exc)
-    if isinstance(exc, ResponseError) and text.startswith("OOM"):
+    if isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, ResponseError) and "maxmemory" in text
+    ):
         return StoreFull(
             f"{where}: the server reached its memory limit and refused the write ({text}); "
             f"nothing was evicted or written. Raise STATEHQ_MAXMEMORY (embedded) or the "

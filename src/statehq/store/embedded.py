@@ -284,7 +284,13 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except OSError as exc:
         return exc.errno == errno.EPERM
-    return True
+    # The daemonized server's parent is init; an exited server stays a zombie until init
+    # reaps it, which some container inits do only every second or two. A zombie is gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _is_valkey(pid: int) -> bool:

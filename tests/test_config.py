@@ -1,0 +1,71 @@
+"""Settings come from STATEHQ_* variables and bad values are named in the error."""
+
+from pathlib import Path
+
+import pytest
+
+from statehq import ConfigError, Settings
+from statehq.config import VARIABLES
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.redis_url, s.data_dir, s.appendfsync) == (None, Path(".statehq"), "everysec")
+    assert (s.session_ttl, s.history_length, s.dedup_ttl) == (300.0, 10, 604800.0)
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "STATEHQ_REDIS_URL": "redis://localhost:6379/0",
+        "STATEHQ_DATA_DIR": "/tmp/x",
+        "STATEHQ_APPENDFSYNC": "always",
+        "STATEHQ_MAXMEMORY": "1gb",
+        "STATEHQ_KEEP_SERVER": "yes",
+        "STATEHQ_SESSION_TTL": "60",
+        "STATEHQ_EXPIRED_MEMORY": "3600",
+        "STATEHQ_HISTORY_LENGTH": "5",
+        "STATEHQ_DEDUP_TTL": "100",
+        "STATEHQ_MAX_DOCUMENT_BYTES": "1000",
+        "STATEHQ_KEY_PREFIX": "bot1",
+        "STATEHQ_MUTATE_DEADLINE": "5",
+    }
+    assert set(env) == {v.name for v in VARIABLES}
+    s = Settings.from_env(env)
+    assert s.redis_url == "redis://localhost:6379/0"
+    assert (s.data_dir, s.appendfsync, s.maxmemory, s.keep_server) == (
+        Path("/tmp/x"),
+        "always",
+        "1gb",
+        True,
+    )
+    assert (s.session_ttl, s.expired_memory, s.history_length) == (60.0, 3600.0, 5)
+    assert (s.dedup_ttl, s.max_document_bytes, s.key_prefix, s.mutate_deadline) == (
+        100.0,
+        1000,
+        "bot1",
+        5.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("STATEHQ_REDIS_URL", "http://x", "must start with redis://"),
+        ("STATEHQ_APPENDFSYNC", "sometimes", "'everysec' or 'always'"),
+        ("STATEHQ_SESSION_TTL", "five", "number of seconds"),
+        ("STATEHQ_SESSION_TTL", "-1", "greater than 0"),
+        ("STATEHQ_HISTORY_LENGTH", "0", "at least 1"),
+        ("STATEHQ_MAXMEMORY", "lots", "size like 256mb"),
+        ("STATEHQ_KEEP_SERVER", "maybe", "true or false"),
+        ("STATEHQ_KEY_PREFIX", "has space", "letters, digits"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        Settings.from_env({name: value})
+    assert name in str(caught.value)
+
+
+def test_unknown_override_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings().override(sesion_ttl=5)

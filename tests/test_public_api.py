@@ -1,0 +1,53 @@
+"""The public surface is a decision: renaming or dropping a name must fail this test."""
+
+import statehq
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(statehq.__all__) == sorted(
+        [
+            "DEFAULT_PRESERVE",
+            "AsyncStateStore",
+            "ConfigError",
+            "CorruptState",
+            "DocumentTooLarge",
+            "HistoryEntry",
+            "InvalidInput",
+            "InvalidMemberId",
+            "InvalidMessageId",
+            "InvalidPatch",
+            "Lease",
+            "LeaseBusy",
+            "LeaseError",
+            "LeaseLost",
+            "MutateTimeout",
+            "SessionStatus",
+            "Settings",
+            "Snapshot",
+            "StateError",
+            "StateStore",
+            "StoreFull",
+            "StoreUnavailable",
+            "VersionConflict",
+            "VersionNotFound",
+            "__version__",
+        ]
+    )
+    for name in statehq.__all__:
+        assert getattr(statehq, name) is not None
+
+
+def test_every_error_is_a_state_error() -> None:
+    errors = [getattr(statehq, n) for n in statehq.__all__ if isinstance(getattr(statehq, n), type)]
+    for error in (e for e in errors if issubclass(e, Exception)):
+        assert issubclass(error, statehq.StateError), error
+
+
+def test_public_objects_are_documented() -> None:
+    for name in statehq.__all__:
+        obj = getattr(statehq, name)
+        if isinstance(obj, type):
+            assert obj.__doc__, name
+            for attr, member in vars(obj).items():
+                if callable(member) and not attr.startswith("_"):
+                    assert member.__doc__, f"{name}.{attr}"
