@@ -8,12 +8,11 @@ from types import TracebackType
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..config import Settings
 from . import operations as ops
-from .connection import redact_url, script_sources, translate
+from .connection import ScriptBook, reconnect_once, redact_url, translate
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, ping, utc_now
@@ -40,9 +39,7 @@ class AsyncStateStore:
         self._client = client
         self._server = server
         self._ops = Operations(settings, clock)
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(text) for name, text in script_sources().items()
-        }
+        self._scripts = ScriptBook()
 
     @classmethod
     async def open(
@@ -67,7 +64,9 @@ class AsyncStateStore:
             server = EmbeddedValkey(resolved)
             await asyncio.to_thread(server.acquire)
             target = server.url
-        client = aioredis.Redis.from_url(target, socket_timeout=10, socket_connect_timeout=5)
+        client = aioredis.Redis.from_url(
+            target, socket_timeout=10, socket_connect_timeout=5, **reconnect_once(asyncio=True)
+        )
         store = cls(client, resolved, clock=clock, server=server)
         try:
             await store.ping()
@@ -92,10 +91,20 @@ class AsyncStateStore:
             return None
         try:
             if isinstance(request, ops.Script):
-                return await self._scripts[request.name](keys=request.keys, args=request.args)
+                return await self._evalsha(request)
             return await self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
         except RedisError as exc:
             raise translate(exc, self._where()) from exc
+
+    async def _evalsha(self, request: ops.Script) -> Any:
+        sha = self._scripts.shas[request.name]
+        call = ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
+        try:
+            return await self._client.execute_command(*call)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            source = self._scripts.sources[request.name]
+            await self._client.execute_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
+            return await self._client.execute_command(*call)  # type: ignore[no-untyped-call]
 
     def _where(self) -> str:
         url = self._server.url if self._server else self.settings.redis_url or "?"

@@ -120,25 +120,48 @@ def _flatten_into(
 
 def unflatten(fields: Mapping[bytes, bytes], member_id: str) -> dict[str, Any]:
     """Rebuild a document from its stored fields; raise :class:`CorruptState` if they lie."""
-    root: dict[str, Any] = {}
     try:
-        for raw_path, raw_value in fields.items():
-            *parents, last = (decode_key(s) for s in _text(raw_path).split("."))
-            node = root
-            for segment in parents:
-                node = node.setdefault(segment, {})
-                if not isinstance(node, dict):
-                    raise ValueError(f"{_text(raw_path)!r} lies under a leaf")
-            if raw_value == OBJECT:
-                if not isinstance(node.setdefault(last, {}), dict):
-                    raise ValueError(f"{_text(raw_path)!r} is both a leaf and an object")
-            else:
-                if isinstance(node.get(last), dict):
-                    raise ValueError(f"{_text(raw_path)!r} is both a leaf and an object")
-                node[last] = json.loads(_text(raw_value))
-    except (ValueError, UnicodeDecodeError) as exc:
+        pairs = [(_text(path), _text(value)) for path, value in fields.items()]
+    except UnicodeDecodeError as exc:
         raise CorruptState(member_id, str(exc)) from None
+    return unflatten_text(pairs, member_id)
+
+
+def unflatten_text(pairs: list[tuple[str, str]], member_id: str) -> dict[str, Any]:
+    """:func:`unflatten` for fields already decoded to text."""
+    leaves = [value for _, value in pairs if value != "{}"]
+    try:
+        # Every leaf is a JSON text, so joined with commas they form one JSON array:
+        # one C-speed json.loads instead of one call per field.
+        decoded = iter(json.loads(f"[{','.join(leaves)}]"))
+        root: dict[str, Any] = {}
+        for path, value in pairs:
+            _place(root, path, None if value == "{}" else next(decoded), value == "{}")
+    except (ValueError, StopIteration) as exc:
+        raise CorruptState(member_id, str(exc) or "fields do not form a document") from None
     return root
+
+
+def _place(root: dict[str, Any], path: str, value: Any, is_object: bool) -> None:
+    segments = path.split(".")
+    if "\\" in path:
+        segments = [decode_key(segment) for segment in segments]
+    node = root
+    for segment in segments[:-1]:
+        node = node.setdefault(segment, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{path!r} lies under a leaf")
+    last = segments[-1]
+    existing = node.get(last)
+    if is_object:
+        if existing is None:
+            node[last] = {}
+        elif not isinstance(existing, dict):
+            raise ValueError(f"{path!r} is both a leaf and an object")
+    elif isinstance(existing, dict):
+        raise ValueError(f"{path!r} is both a leaf and an object")
+    else:
+        node[last] = value
 
 
 def decode_encoded_doc(payload: bytes, member_id: str) -> dict[str, Any]:
@@ -146,10 +169,10 @@ def decode_encoded_doc(payload: bytes, member_id: str) -> dict[str, Any]:
     try:
         fields = json.loads(_text(payload))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptState(member_id, f"history entry is not JSON: {exc}") from None
-    if not isinstance(fields, dict):
-        raise CorruptState(member_id, "history entry is not an object")
-    return unflatten({_bytes(k): _bytes(v) for k, v in fields.items()}, member_id)
+        raise CorruptState(member_id, f"stored version is not JSON: {exc}") from None
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise CorruptState(member_id, "stored version is not an object of JSON leaves")
+    return unflatten_text(list(fields.items()), member_id)
 
 
 def _refuse_store_fields(keys: Iterator[str] | Any) -> None:

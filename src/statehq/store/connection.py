@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
+from typing import Any
 
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from ..errors import StateError, StoreFull, StoreUnavailable
 
@@ -17,6 +22,21 @@ def script_sources() -> dict[str, str]:
     """The text of every ``.lua`` script shipped in ``statehq/store/scripts``."""
     folder = resources.files("statehq.store") / "scripts"
     return {name: (folder / f"{name}.lua").read_text(encoding="utf-8") for name in SCRIPT_NAMES}
+
+
+class ScriptBook:
+    """Each script's source and SHA1: called by SHA, loaded again after NOSCRIPT.
+
+    The server forgets its script cache on restart (and on SCRIPT FLUSH); the drivers
+    then get NOSCRIPT, load the source once and retry the same call.
+    """
+
+    def __init__(self) -> None:
+        self.sources = script_sources()
+        self.shas = {
+            name: hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+            for name, text in self.sources.items()
+        }
 
 
 def translate(exc: RedisError, where: str) -> StateError:
@@ -33,6 +53,21 @@ def translate(exc: RedisError, where: str) -> StateError:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return StoreUnavailable(f"{where}: cannot reach the Redis/Valkey server ({text})")
     return StoreUnavailable(f"{where}: the server refused the command ({text})")
+
+
+def reconnect_once(*, asyncio: bool = False) -> dict[str, Any]:
+    """Client options: after a dropped connection, reconnect and resend once.
+
+    Only on ConnectionError (the server restarted, a socket went stale): the usual case
+    is a command that never reached the server. Timeouts are not retried, because the
+    server may have run the script; the caller gets StoreUnavailable instead and a
+    message_id makes its own retry safe.
+    """
+    retry_class = AsyncRetry if asyncio else Retry
+    return {
+        "retry": retry_class(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
+        "retry_on_error": [RedisConnectionError],
+    }
 
 
 def redact_url(url: str) -> str:

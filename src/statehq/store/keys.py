@@ -13,6 +13,7 @@ single Cluster slot and runs on Redis Cluster unchanged::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import InvalidMemberId, InvalidMessageId
@@ -21,8 +22,11 @@ MAX_MEMBER_ID_LENGTH = 200
 MAX_MESSAGE_ID_LENGTH = 256
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def check_member_id(member_id: object) -> str:

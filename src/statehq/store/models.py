@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,6 @@ DEFAULT_PRESERVE: tuple[str, ...] = (
 """Top-level fields :meth:`StateStore.cleanup` keeps by default (DESIGN.md §2)."""
 
 
-@dataclass(frozen=True)
 class Snapshot:
     """A member's document at one version.
 
@@ -25,18 +25,55 @@ class Snapshot:
     store-owned ``_version`` and ``_last_updated``. ``ttl`` is the remaining session time
     in seconds. ``duplicate`` is true when a write carried a ``message_id`` that had already
     been applied: nothing was written, and the snapshot shows the current state.
+
+    A write's snapshot decodes ``doc`` on first access: callers that only need the new
+    version do not pay for rebuilding the document.
     """
 
-    doc: dict[str, Any]
-    version: int
-    ttl: float | None
-    duplicate: bool = False
+    __slots__ = ("_doc", "_load", "duplicate", "ttl", "version")
+
+    def __init__(
+        self,
+        doc: dict[str, Any] | None = None,
+        version: int = 0,
+        ttl: float | None = None,
+        duplicate: bool = False,
+        *,
+        load: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self._doc = doc
+        self._load = load
+        self.version = version
+        self.ttl = ttl
+        self.duplicate = duplicate
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The document, including ``_version`` and ``_last_updated``."""
+        if self._doc is None:
+            self._doc = self._load() if self._load is not None else {}
+            self._load = None
+        return self._doc
 
     @property
     def last_updated(self) -> str | None:
         """ISO-8601 UTC time of the write that produced this version."""
         value = self.doc.get("_last_updated")
         return value if isinstance(value, str) else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        mine = (self.doc, self.version, self.ttl, self.duplicate)
+        return mine == (other.doc, other.version, other.ttl, other.duplicate)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable document: not hashable
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(doc={self.doc!r}, version={self.version}, ttl={self.ttl}, "
+            f"duplicate={self.duplicate})"
+        )
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,7 @@ class Operations:
         reply = yield Script("get", [keys.doc, keys.seen], [])
         if reply[0] != 1:
             return None
-        fields = dict(zip(reply[2][::2], reply[2][1::2], strict=True))
-        return _snapshot(codec.unflatten(fields, member_id), ttl_ms=reply[1])
+        return _snapshot(codec.decode_encoded_doc(reply[2], member_id), ttl_ms=reply[1])
 
     def status(self, member_id: str) -> Operation:
         """Active, expired (remembered for ``expired_memory``), or none."""
@@ -164,7 +163,12 @@ class Operations:
     ) -> Snapshot | None:
         status = reply[0]
         if status == b"OK":
-            return _snapshot(codec.decode_encoded_doc(reply[3], member_id), ttl_ms=reply[2])
+            encoded = reply[3]
+            return Snapshot(
+                version=int(reply[1]),
+                ttl=_seconds(reply[2]),
+                load=lambda: codec.decode_encoded_doc(encoded, member_id),
+            )
         if status == b"DUP":
             if not reply[4]:
                 return Snapshot({}, 0, None, duplicate=True)
@@ -303,11 +307,15 @@ def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _seconds(ttl_ms: int) -> float | None:
+    return ttl_ms / 1000 if ttl_ms >= 0 else None
+
+
 def _snapshot(doc: dict[str, Any], *, ttl_ms: int, duplicate: bool = False) -> Snapshot:
     version = doc.get("_version")
     return Snapshot(
         doc=doc,
         version=version if isinstance(version, int) else 0,
-        ttl=ttl_ms / 1000 if ttl_ms >= 0 else None,
+        ttl=_seconds(ttl_ms),
         duplicate=duplicate,
     )

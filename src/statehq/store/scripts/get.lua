@@ -4,12 +4,18 @@
 KEYS[1]  doc   hash of path -> JSON leaf
 KEYS[2]  seen  last version written; outlives the session
 
-Returns {1, ttl_ms, flat_fields}  the session is live (fields as HGETALL returns them)
+Returns {1, ttl_ms, encoded}      the session is live; encoded = JSON object path -> leaf
         {2, last_version}          no document, but one expired recently
         {0}                        no document, and none is remembered
 ]]
 local flat = redis.call("HGETALL", KEYS[1])
-if #flat > 0 then return {1, redis.call("PTTL", KEYS[1]), flat} end
+if #flat > 0 then
+  -- One JSON string instead of a flat array: the client decodes it with one json.loads.
+  -- Only strings are encoded here; no JSON is ever decoded in Lua.
+  local doc = {}
+  for i = 1, #flat, 2 do doc[flat[i]] = flat[i + 1] end
+  return {1, redis.call("PTTL", KEYS[1]), cjson.encode(doc)}
+end
 local seen = redis.call("GET", KEYS[2])
 if seen then return {2, tonumber(seen)} end
 return {0}
