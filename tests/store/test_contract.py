@@ -10,6 +10,7 @@ import redis
 
 from statehq import (
     DEFAULT_PRESERVE,
+    CorruptState,
     DocumentTooLarge,
     InvalidInput,
     InvalidMemberId,
@@ -450,3 +451,22 @@ def test_all_member_keys_share_one_hash_tag(store: StateStore, member: str) -> N
     # Redis Cluster hashes only the text between the first "{" and the next "}".
     tags = {k[k.index(b"{") + 1 : k.index(b"}", k.index(b"{"))] for k in keys}
     assert tags == {member.encode()}
+
+
+# -- corruption is detected, never returned as data ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        {"a.b": "1", "_version": "1"},  # a child whose parent object is missing
+        {"a": "not json", "_version": "1"},  # a leaf that is not JSON
+        {"a": "[1,", "_version": "1"},  # a truncated leaf
+    ],
+)
+def test_corrupt_document_raises_corrupt_state(
+    store: StateStore, member: str, garbage: dict[str, str]
+) -> None:
+    raw(store).hset(store._ops.keys.member(member).doc, mapping=garbage)
+    with pytest.raises(CorruptState, match=member):
+        store.get(member)

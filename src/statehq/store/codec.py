@@ -129,6 +129,9 @@ def unflatten(fields: Mapping[bytes, bytes], member_id: str) -> dict[str, Any]:
 
 def unflatten_text(pairs: list[tuple[str, str]], member_id: str) -> dict[str, Any]:
     """:func:`unflatten` for fields already decoded to text."""
+    # A parent path is a prefix of its children's, so sorting puts every object's
+    # marker before its fields (the server's field order is not guaranteed).
+    pairs = sorted(pairs)
     leaves = [value for _, value in pairs if value != "{}"]
     try:
         # Every leaf is a JSON text, so joined with commas they form one JSON array:
@@ -148,9 +151,10 @@ def _place(root: dict[str, Any], path: str, value: Any, is_object: bool) -> None
         segments = [decode_key(segment) for segment in segments]
     node = root
     for segment in segments[:-1]:
-        node = node.setdefault(segment, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"{path!r} lies under a leaf")
+        child = node.get(segment)
+        if not isinstance(child, dict):
+            raise ValueError(f"field {path!r} has no parent object")
+        node = child
     last = segments[-1]
     existing = node.get(last)
     if is_object:
