@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import CorruptState, InvalidPatch
@@ -179,17 +179,12 @@ def decode_encoded_doc(payload: bytes, member_id: str) -> dict[str, Any]:
     return unflatten_text(list(fields.items()), member_id)
 
 
-def _refuse_store_fields(keys: Iterator[str] | Any) -> None:
-    for key in keys:
-        if key in STORE_FIELDS:
-            raise InvalidPatch(f"{key} is set by the store only", path=key)
-
-
 def patch_ops(patch: object) -> list[Op]:
     """An RFC 7386 merge patch as server operations (null deletes)."""
     if not isinstance(patch, dict):
         raise InvalidPatch(f"a patch must be a JSON object, got {type(patch).__name__}")
-    _refuse_store_fields(patch)
+    for key in sorted(STORE_FIELDS & patch.keys()):
+        raise InvalidPatch(f"{key} is set by the store only", path=key)
     ops: list[Op] = []
     _patch_into(ops, patch, None, 0)
     return ops
