@@ -28,10 +28,16 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_MAX_DOCUMENT_BYTES": "1000",
         "STATEHQ_KEY_PREFIX": "bot1",
         "STATEHQ_MUTATE_DEADLINE": "5",
+        "STATEHQ_AUDIT_RETENTION": "86400",
+        "STATEHQ_AUDIT_MAX_ENTRIES": "50",
+        "STATEHQ_AUDIT_TAIL_LENGTH": "500",
+        "STATEHQ_JWT_REFRESH_MARGIN": "30",
     }
     assert set(env) == {v.name for v in VARIABLES}
     s = Settings.from_env(env)
     assert s.redis_url == "redis://localhost:6379/0"
+    assert (s.audit_retention, s.audit_max_entries, s.audit_tail_length) == (86400.0, 50, 500)
+    assert s.jwt_refresh_margin == 30.0
     assert (s.data_dir, s.appendfsync, s.maxmemory, s.keep_server) == (
         Path("/tmp/x"),
         "always",

@@ -103,6 +103,10 @@ class Settings:
     max_document_bytes: int = 512 * 1024
     key_prefix: str = "statehq"
     mutate_deadline: float = 2.0
+    audit_retention: float = 30 * 86400.0
+    audit_max_entries: int = 10_000
+    audit_tail_length: int = 100_000
+    jwt_refresh_margin: float = 60.0
 
     def __post_init__(self) -> None:
         # Accept a str for convenience (StateStore.open(data_dir="/tmp/x")).
@@ -231,5 +235,33 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_float,
         "2",
         "Seconds mutate() and rollback() keep retrying a compare-and-set before giving up.",
+    ),
+    Variable(
+        "STATEHQ_AUDIT_RETENTION",
+        "audit_retention",
+        _positive_float,
+        "2592000",
+        "Seconds audit entries are kept (30 days); older entries are trimmed on append.",
+    ),
+    Variable(
+        "STATEHQ_AUDIT_MAX_ENTRIES",
+        "audit_max_entries",
+        _positive_int,
+        "10000",
+        "Most audit entries kept per session key; the oldest go first.",
+    ),
+    Variable(
+        "STATEHQ_AUDIT_TAIL_LENGTH",
+        "audit_tail_length",
+        _positive_int,
+        "100000",
+        "Most entries kept in the operators' global audit tail.",
+    ),
+    Variable(
+        "STATEHQ_JWT_REFRESH_MARGIN",
+        "jwt_refresh_margin",
+        _positive_float,
+        "60",
+        "A backend token this close to its exp claim (seconds) is refreshed before use.",
     ),
 )

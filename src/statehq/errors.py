@@ -7,7 +7,9 @@ StateError                      anything statehq refuses or cannot do
 │   ├── InvalidMemberId         empty, too long, or characters that break key routing
 │   ├── InvalidMessageId        empty, too long, or control characters
 │   ├── InvalidPatch            not a JSON object, not JSON-encodable, or touches store fields
-│   └── DocumentTooLarge        the resulting document would exceed the size limit
+│   ├── DocumentTooLarge        the resulting document would exceed the size limit
+│   ├── StateValidationError    the resulting document breaks the state model's rules
+│   └── TransitionRefused       a stage change the stage machine does not declare
 ├── VersionConflict             expected_version did not match the stored version
 │   └── MutateTimeout           mutate/rollback kept conflicting until its deadline
 ├── VersionNotFound             rollback to a version the history no longer holds
@@ -15,6 +17,8 @@ StateError                      anything statehq refuses or cannot do
 │   ├── LeaseBusy               another holder has the member's lease
 │   └── LeaseLost               the lease expired or was taken over; the write was refused
 ├── CorruptState                a stored document could not be decoded
+├── SessionMoved                the session was bound to a member and lives under its key
+├── IdentityError               a channel is already bound elsewhere, or is not bound
 └── StoreUnavailable            the Redis/Valkey server cannot be reached or refused the command
     └── StoreFull               the server hit its memory limit; nothing was evicted or written
 ```
@@ -23,6 +27,8 @@ Each leaf carries the context that explains it and its message says what to do.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class StateError(Exception):
@@ -178,3 +184,58 @@ class StoreUnavailable(StateError):
 
 class StoreFull(StoreUnavailable):
     """The server reached its memory limit; the write was refused and nothing was evicted."""
+
+
+class SessionMoved(StateError):
+    """The session was bound to a member; it now lives under ``target``. Re-resolve and retry."""
+
+    def __init__(self, session_key: str, target: str) -> None:
+        self.session_key = session_key
+        self.target = target
+        super().__init__(f"session {session_key!r} moved to {target!r}; nothing was written")
+
+
+class IdentityError(StateError):
+    """A channel identity cannot be bound or unbound as asked; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: where in the document, and what is wrong in plain words."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class StateValidationError(InvalidInput):
+    """A write would leave the state breaking the model's rules; nothing was written.
+
+    ``violations`` lists every problem found in the whole resulting document.
+    """
+
+    def __init__(self, session_key: str, violations: list[Violation]) -> None:
+        self.session_key = session_key
+        self.violations = violations
+        listed = "\n".join(f"  - {v}" for v in violations)
+        count = "1 problem" if len(violations) == 1 else f"{len(violations)} problems"
+        super().__init__(
+            f"state write for {session_key!r} refused, nothing was written ({count}):\n{listed}"
+        )
+
+
+class TransitionRefused(InvalidInput):
+    """A stage change that the declared stage machine does not allow; nothing was written."""
+
+    def __init__(self, session_key: str, source: str, target: str, allowed: list[str]) -> None:
+        self.session_key = session_key
+        self.source = source
+        self.target = target
+        self.allowed = allowed
+        options = ", ".join(allowed) if allowed else "none"
+        super().__init__(
+            f"session {session_key!r} cannot go from stage {source} to {target}: that "
+            f"transition is not declared (from {source} the declared stages are: {options})"
+        )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -11,8 +12,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from ..config import Settings
-from . import operations as ops
-from .connection import ScriptBook, reconnect_once, redact_url, translate
+from . import audit as trail
+from . import requests as ops
+from . import routes
+from .audit import AuditEntry, AuditEvent, TailEntry
+from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, ping, utc_now
@@ -94,7 +98,7 @@ class AsyncStateStore:
                 return await self._evalsha(request)
             return await self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
         except RedisError as exc:
-            raise translate(exc, self._where()) from exc
+            raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
 
     async def _evalsha(self, request: ops.Script) -> Any:
         sha = self._scripts.shas[request.name]
@@ -130,12 +134,14 @@ class AsyncStateStore:
         message_id: str | None = None,
         *,
         lease: Lease | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> Snapshot:
         """Apply an RFC 7386 merge patch atomically (null deletes); creates the session.
 
         With ``expected_version`` it is a compare-and-set raising :class:`VersionConflict`.
         With ``message_id`` a repeat of the same message writes nothing and returns a
         snapshot with ``duplicate=True``. With ``lease`` it is refused once the lease is lost.
+        ``audit`` events are appended to the session's audit trail by the same script.
         """
         result: Snapshot = await self._run(
             self._ops.update(
@@ -144,6 +150,7 @@ class AsyncStateStore:
                 expected_version=expected_version,
                 message_id=message_id,
                 lease=lease,
+                audit=tuple(audit),
             )
         )
         return result
@@ -156,6 +163,7 @@ class AsyncStateStore:
         deadline: float | None = None,
         message_id: str | None = None,
         lease: Lease | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> Snapshot:
         """Read, call ``fn(doc)``, write only if nobody wrote meanwhile; retry until deadline.
 
@@ -163,7 +171,14 @@ class AsyncStateStore:
         returns None. Raises :class:`MutateTimeout` after ``deadline`` seconds of conflicts.
         """
         result: Snapshot = await self._run(
-            self._ops.mutate(member_id, fn, deadline=deadline, message_id=message_id, lease=lease)
+            self._ops.mutate(
+                member_id,
+                fn,
+                deadline=deadline,
+                message_id=message_id,
+                lease=lease,
+                audit=tuple(audit),
+            )
         )
         return result
 
@@ -219,6 +234,30 @@ class AsyncStateStore:
     async def release_lease(self, lease: Lease) -> bool:
         """Give ``lease`` up; False if it had already been lost."""
         result: bool = await self._run(self._ops.release(lease))
+        return result
+
+    async def audit_append(self, session: str, event: AuditEvent) -> str:
+        """Record an event that changes no state; returns its entry id."""
+        result: str = await self._run(trail.append(self._ops, session, event))
+        return result
+
+    async def audit_read(
+        self, session: str, since: datetime | str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """A session's audit entries, oldest first (the newest ``limit``, or after ``since``)."""
+        result: list[AuditEntry] = await self._run(trail.read(self._ops, session, since, limit))
+        return result
+
+    async def audit_tail(
+        self, since: datetime | str | None = None, limit: int = 100
+    ) -> list[TailEntry]:
+        """The operators' global tail of audit summaries, oldest first."""
+        result: list[TailEntry] = await self._run(trail.tail(self._ops, since, limit))
+        return result
+
+    async def route(self, session: str) -> str | None:
+        """The session key ``session`` is bound to, or None."""
+        result: str | None = await self._run(routes.route(self._ops, session))
         return result
 
     async def ping(self) -> None:

@@ -13,9 +13,19 @@ from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ..errors import StateError, StoreFull, StoreUnavailable
+from ..errors import CorruptState, StateError, StoreFull, StoreUnavailable
 
-SCRIPT_NAMES = ("get", "update", "touch", "lease_acquire", "lease_renew", "lease_release")
+SCRIPT_NAMES = (
+    "get",
+    "update",
+    "touch",
+    "lease_acquire",
+    "lease_renew",
+    "lease_release",
+    "audit_append",
+    "bind",
+    "unbind",
+)
 
 
 def script_sources() -> dict[str, str]:
@@ -39,9 +49,12 @@ class ScriptBook:
         }
 
 
-def translate(exc: RedisError, where: str) -> StateError:
-    """The statehq error for a failed Redis call."""
+def translate(exc: RedisError, where: str, member_id: str = "?") -> StateError:
+    """The statehq error for a failed Redis call (on ``member_id``'s keys, when known)."""
     text = str(exc)
+    if isinstance(exc, ResponseError) and "WRONGTYPE" in text:
+        # Someone wrote a different kind of value under one of our keys by hand.
+        return CorruptState(member_id, f"a key holds the wrong kind of value ({text})")
     if isinstance(exc, OutOfMemoryError) or (
         isinstance(exc, ResponseError) and "maxmemory" in text
     ):
@@ -53,6 +66,14 @@ def translate(exc: RedisError, where: str) -> StateError:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return StoreUnavailable(f"{where}: cannot reach the Redis/Valkey server ({text})")
     return StoreUnavailable(f"{where}: the server refused the command ({text})")
+
+
+def member_in(keys: list[str] | tuple[str, ...]) -> str:
+    """The session key inside the first ``{...}``-tagged key, for error messages."""
+    for key in keys:
+        if isinstance(key, str) and "{" in key and "}" in key:
+            return key[key.index("{") + 1 : key.index("}")]
+    return "?"
 
 
 def reconnect_once(*, asyncio: bool = False) -> dict[str, Any]:

@@ -9,6 +9,12 @@ single Cluster slot and runs on Redis Cluster unchanged::
     <prefix>:{<member>}:lease     string  "<token>:<holder>"               (lease TTL)
     <prefix>:{<member>}:fence     string  fencing-token counter            (1 day, refreshed)
     <prefix>:{<member>}:msg:<id>  string  version a message produced       (dedup TTL)
+    <prefix>:{<member>}:route     string  session key this one moved to    (no TTL: identity)
+    <prefix>:{<member>}:audit     stream  audit trail                      (audit retention)
+    <prefix>:audit-tail           stream  every session's audit summaries  (length-capped)
+
+"Member" here is a session key: a channel identity (``whatsapp:263771234567``) until the
+backend names the member, then ``member:<id>``; see :mod:`statehq.state.identity`.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class MemberKeys:
     seen: str
     lease: str
     fence: str
+    route: str
+    audit: str
     base: str
 
     def message(self, message_id: str) -> str:
@@ -92,8 +100,14 @@ class KeySpace:
             seen=f"{base}:seen",
             lease=f"{base}:lease",
             fence=f"{base}:fence",
+            route=f"{base}:route",
+            audit=f"{base}:audit",
             base=base,
         )
+
+    def audit_tail(self) -> str:
+        """The operators' stream of every session's audit summaries."""
+        return f"{self.prefix}:audit-tail"
 
     def doc_pattern(self) -> str:
         """A SCAN pattern matching every member's document key."""

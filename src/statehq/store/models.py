@@ -86,10 +86,11 @@ class HistoryEntry:
 
 
 class SessionStatus(enum.Enum):
-    """Whether a member has a live session, had one that expired, or has none on record."""
+    """Whether a session is live, expired recently, moved to a member's key, or unknown."""
 
     ACTIVE = "active"
     EXPIRED = "expired"
+    MOVED = "moved"
     NONE = "none"
 
 

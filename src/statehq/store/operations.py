@@ -9,59 +9,36 @@ logic - argument layout, reply decoding, retries - exists in exactly one place.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Settings
 from ..errors import (
+    CorruptState,
     DocumentTooLarge,
     InvalidInput,
     LeaseBusy,
     LeaseLost,
     MutateTimeout,
+    SessionMoved,
     VersionConflict,
     VersionNotFound,
 )
 from . import codec
+from .audit import AuditEvent, secret_names, timestamp_leaf
 from .keys import KeySpace, MemberKeys
 from .models import HistoryEntry, Lease, SessionStatus, Snapshot
+from .requests import Command, Operation, Script, Sleep
 
 FENCE_TTL_MS = 86_400_000
 
 
-@dataclass(frozen=True)
-class Script:
-    """Run the named ``.lua`` script with these keys and arguments."""
-
-    name: str
-    keys: list[str]
-    args: list[bytes | str | int]
-
-
-@dataclass(frozen=True)
-class Command:
-    """Run one plain Redis command."""
-
-    args: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Sleep:
-    """Wait before the next attempt."""
-
-    seconds: float
-
-
-Request = Script | Command | Sleep
-Operation = Generator[Request, Any, Any]
 Clock = Callable[[], datetime]
 
 
@@ -85,27 +62,36 @@ class Operations:
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, member_id: str) -> Operation:
-        """The live snapshot, or None."""
+        """The live snapshot, or None; SessionMoved if the session was bound elsewhere."""
         keys = self.keys.member(member_id)
-        reply = yield Script("get", [keys.doc, keys.seen], [])
+        reply = yield Script("get", [keys.doc, keys.seen, keys.route], [])
+        if reply[0] == 3:
+            raise SessionMoved(member_id, reply[1].decode())
         if reply[0] != 1:
             return None
         return _snapshot(codec.decode_encoded_doc(reply[2], member_id), ttl_ms=reply[1])
 
     def status(self, member_id: str) -> Operation:
-        """Active, expired (remembered for ``expired_memory``), or none."""
+        """Active, expired (remembered for ``expired_memory``), moved, or none."""
         keys = self.keys.member(member_id)
-        reply = yield Script("get", [keys.doc, keys.seen], [])
-        return {1: SessionStatus.ACTIVE, 2: SessionStatus.EXPIRED}.get(reply[0], SessionStatus.NONE)
+        reply = yield Script("get", [keys.doc, keys.seen, keys.route], [])
+        known = {1: SessionStatus.ACTIVE, 2: SessionStatus.EXPIRED, 3: SessionStatus.MOVED}
+        return known.get(reply[0], SessionStatus.NONE)
 
-    def history(self, member_id: str) -> Operation:
-        """Past versions, newest first."""
+    def history(self, member_id: str, *, skip_corrupt: bool = False) -> Operation:
+        """Past versions, newest first; with ``skip_corrupt`` undecodable ones are left out."""
         keys = self.keys.member(member_id)
         entries = yield Command(("LRANGE", keys.hist, "0", "-1"))
         result = []
         for raw in entries:
-            doc = codec.decode_encoded_doc(raw, member_id)
-            result.append(HistoryEntry(int(doc["_version"]), doc.get("_last_updated"), doc))
+            try:
+                doc = codec.decode_encoded_doc(raw, member_id)
+                version = int(doc["_version"])
+            except (CorruptState, KeyError, TypeError, ValueError):
+                if skip_corrupt:
+                    continue
+                raise CorruptState(member_id, "a history entry cannot be decoded") from None
+            result.append(HistoryEntry(version, doc.get("_last_updated"), doc))
         return result
 
     # -- writes --------------------------------------------------------------------------
@@ -118,8 +104,13 @@ class Operations:
         expected_version: int | None = None,
         message_id: str | None = None,
         lease: Lease | None = None,
+        audit: tuple[AuditEvent, ...] = (),
     ) -> Operation:
-        """Apply server operations in one script call; the single write path."""
+        """Apply server operations in one script call; the single write path.
+
+        ``audit`` events are appended to the session's audit stream by the same script,
+        each stamped with the versions before and after and the fields that changed.
+        """
         keys = self.keys.member(member_id)
         if expected_version is not None and (
             not isinstance(expected_version, int) or expected_version < 0
@@ -127,9 +118,14 @@ class Operations:
             raise InvalidInput(f"expected_version must be an int >= 0, got {expected_version!r}")
         if lease is not None and lease.member_id != member_id:
             raise InvalidInput(f"the lease is for member {lease.member_id!r}, not {member_id!r}")
-        script = self._write_script(keys, ops, expected_version, message_id, lease)
+        stamp = timestamp_leaf(self.clock())
+        script = self._write_script(keys, ops, expected_version, message_id, lease, audit, stamp)
         reply = yield script
-        return self._parse_write(reply, member_id, expected_version, lease)
+        result = self._parse_write(reply, member_id, expected_version, lease)
+        if reply[0] == b"OK" and audit:
+            for event, entry_id in zip(audit, reply[4], strict=True):
+                yield self.tail_command(member_id, event.event, int(reply[1]), entry_id, stamp)
+        return result
 
     def _write_script(
         self,
@@ -138,12 +134,13 @@ class Operations:
         expected_version: int | None,
         message_id: str | None,
         lease: Lease | None,
+        events: tuple[AuditEvent, ...],
+        stamp: str,
     ) -> Script:
         s = self.settings
-        key_list = [keys.doc, keys.hist, keys.seen, keys.lease]
+        key_list = [keys.doc, keys.hist, keys.seen, keys.lease, keys.route, keys.audit]
         if message_id is not None:
             key_list.append(keys.message(message_id))
-        stamp = self.clock().astimezone(UTC).isoformat(timespec="microseconds")
         args: list[bytes | str | int] = [
             "" if expected_version is None else expected_version,
             "" if lease is None else lease.token,
@@ -152,11 +149,43 @@ class Operations:
             s.history_length,
             _ms(s.dedup_ttl),
             s.max_document_bytes,
-            json.dumps(stamp.replace("+00:00", "Z")),
+            stamp,
+            _ms(s.audit_retention),
+            s.audit_max_entries,
+            secret_names(),
+            len(events),
         ]
+        for event in events:
+            args.extend(event.encoded())
         for op in ops:
             args.extend(op)
         return Script("update", key_list, args)
+
+    def tail_command(
+        self, session: str, event: str, version: int | None, entry_id: bytes | str, stamp: str
+    ) -> Command:
+        """Add one summary line to the operators' global audit tail."""
+        entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return Command(
+            (
+                "XADD",
+                self.keys.audit_tail(),
+                "MAXLEN",
+                "~",
+                str(self.settings.audit_tail_length),
+                "*",
+                "session",
+                session,
+                "event",
+                event,
+                "version",
+                "" if version is None else str(version),
+                "entry",
+                entry,
+                "ts",
+                stamp,
+            )
+        )
 
     def _parse_write(
         self, reply: list[Any], member_id: str, expected: int | None, lease: Lease | None
@@ -185,6 +214,8 @@ class Operations:
             raise DocumentTooLarge(member_id, int(reply[1]), self.settings.max_document_bytes)
         if status == b"ABSENT":
             return None
+        if status == b"MOVED":
+            raise SessionMoved(member_id, reply[1].decode())
         raise RuntimeError(f"unexpected reply from update script: {reply!r}")
 
     def update(self, member_id: str, patch: object, **kw: Any) -> Operation:
@@ -204,6 +235,7 @@ class Operations:
         deadline: float | None = None,
         message_id: str | None = None,
         lease: Lease | None = None,
+        audit: tuple[AuditEvent, ...] = (),
     ) -> Operation:
         """Read, apply ``fn``, compare-and-set; retry with jittered backoff until the deadline."""
         budget = self.settings.mutate_deadline if deadline is None else deadline
@@ -221,7 +253,12 @@ class Operations:
             try:
                 return (
                     yield from self.write(
-                        member_id, ops, expected_version=version, message_id=message_id, lease=lease
+                        member_id,
+                        ops,
+                        expected_version=version,
+                        message_id=message_id,
+                        lease=lease,
+                        audit=audit,
                     )
                 )
             except VersionConflict as conflict:
@@ -256,6 +293,14 @@ class Operations:
         keys = self.keys.member(member_id)
         removed = yield Command(("DEL", keys.doc, keys.hist, keys.seen))
         return bool(removed)
+
+    def discard(self, member_id: str) -> Operation:
+        """Remove the document and history only (keeping ``seen``, so versions continue).
+
+        For recovery when what is stored under those keys cannot even be read.
+        """
+        keys = self.keys.member(member_id)
+        yield Command(("DEL", keys.doc, keys.hist))
 
     # -- leases --------------------------------------------------------------------------
 

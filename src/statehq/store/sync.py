@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -11,8 +12,11 @@ import redis
 from redis.exceptions import NoScriptError, RedisError
 
 from ..config import Settings
-from . import operations as ops
-from .connection import ScriptBook, reconnect_once, redact_url, translate
+from . import audit as trail
+from . import requests as ops
+from . import routes
+from .audit import AuditEntry, AuditEvent, TailEntry
+from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, ping, utc_now
@@ -108,7 +112,7 @@ class StateStore:
                 return self._evalsha(request)
             return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
         except RedisError as exc:
-            raise translate(exc, self._where()) from exc
+            raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
 
     def _evalsha(self, request: ops.Script) -> Any:
         sha = self._scripts.shas[request.name]
@@ -144,12 +148,14 @@ class StateStore:
         message_id: str | None = None,
         *,
         lease: Lease | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> Snapshot:
         """Apply an RFC 7386 merge patch atomically (null deletes); creates the session.
 
         With ``expected_version`` it is a compare-and-set raising :class:`VersionConflict`.
         With ``message_id`` a repeat of the same message writes nothing and returns a
         snapshot with ``duplicate=True``. With ``lease`` it is refused once the lease is lost.
+        ``audit`` events are appended to the session's audit trail by the same script.
         """
         result: Snapshot = self._run(
             self._ops.update(
@@ -158,6 +164,7 @@ class StateStore:
                 expected_version=expected_version,
                 message_id=message_id,
                 lease=lease,
+                audit=tuple(audit),
             )
         )
         return result
@@ -170,6 +177,7 @@ class StateStore:
         deadline: float | None = None,
         message_id: str | None = None,
         lease: Lease | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> Snapshot:
         """Read, call ``fn(doc)``, write only if nobody wrote meanwhile; retry until deadline.
 
@@ -177,13 +185,25 @@ class StateStore:
         returns None. Raises :class:`MutateTimeout` after ``deadline`` seconds of conflicts.
         """
         result: Snapshot = self._run(
-            self._ops.mutate(member_id, fn, deadline=deadline, message_id=message_id, lease=lease)
+            self._ops.mutate(
+                member_id,
+                fn,
+                deadline=deadline,
+                message_id=message_id,
+                lease=lease,
+                audit=tuple(audit),
+            )
         )
         return result
 
-    def history(self, member_id: str) -> list[HistoryEntry]:
-        """The last ``history_length`` versions, newest first."""
-        result: list[HistoryEntry] = self._run(self._ops.history(member_id))
+    def history(self, member_id: str, *, skip_corrupt: bool = False) -> list[HistoryEntry]:
+        """The last ``history_length`` versions, newest first.
+
+        Raises :class:`CorruptState` for an undecodable entry, unless ``skip_corrupt``.
+        """
+        result: list[HistoryEntry] = self._run(
+            self._ops.history(member_id, skip_corrupt=skip_corrupt)
+        )
         return result
 
     def rollback(self, member_id: str, version: int, *, lease: Lease | None = None) -> Snapshot:
@@ -231,6 +251,46 @@ class StateStore:
     def release_lease(self, lease: Lease) -> bool:
         """Give ``lease`` up; False if it had already been lost."""
         result: bool = self._run(self._ops.release(lease))
+        return result
+
+    def discard(self, member_id: str) -> None:
+        """Remove an unreadable document and history, keeping the version counter (recovery)."""
+        self._run(self._ops.discard(member_id))
+
+    # -- audit trail ---------------------------------------------------------------------
+
+    def audit_append(self, session: str, event: AuditEvent) -> str:
+        """Record an event that changes no state; returns its entry id."""
+        result: str = self._run(trail.append(self._ops, session, event))
+        return result
+
+    def audit_read(
+        self, session: str, since: datetime | str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """A session's audit entries, oldest first (the newest ``limit``, or after ``since``)."""
+        result: list[AuditEntry] = self._run(trail.read(self._ops, session, since, limit))
+        return result
+
+    def audit_tail(self, since: datetime | str | None = None, limit: int = 100) -> list[TailEntry]:
+        """The operators' global tail of audit summaries, oldest first."""
+        result: list[TailEntry] = self._run(trail.tail(self._ops, since, limit))
+        return result
+
+    # -- identity routes -----------------------------------------------------------------
+
+    def route(self, session: str) -> str | None:
+        """The session key ``session`` is bound to, or None."""
+        result: str | None = self._run(routes.route(self._ops, session))
+        return result
+
+    def bind(self, session: str, copied_version: int, target: str, event: AuditEvent) -> str:
+        """Route ``session`` to ``target`` if still at ``copied_version``; see :mod:`.routes`."""
+        result: str = self._run(routes.bind(self._ops, session, copied_version, target, event))
+        return result
+
+    def unbind(self, session: str, event: AuditEvent) -> str:
+        """Remove ``session``'s route; returns the key it was bound to."""
+        result: str = self._run(routes.unbind(self._ops, session, event))
         return result
 
     def ping(self) -> None:

@@ -1,13 +1,19 @@
 #!lua flags=no-writes
---[[ statehq get: one member's document, its TTL, and whether it expired.
+--[[ statehq get: one session's document, its TTL, and whether it expired or moved.
 
-KEYS[1]  doc   hash of path -> JSON leaf
-KEYS[2]  seen  last version written; outlives the session
+KEYS[1]  doc    hash of path -> JSON leaf
+KEYS[2]  seen   last version written; outlives the session
+KEYS[3]  route  set when the session moved to another key (identity binding)
 
 Returns {1, ttl_ms, encoded}      the session is live; encoded = JSON object path -> leaf
         {2, last_version}          no document, but one expired recently
+        {3, target}                the session now lives under target
         {0}                        no document, and none is remembered
 ]]
+-- Checked first and in the same script: a reader never sees the window between a
+-- binding's copy to the member and the removal of the channel's own document.
+local moved = redis.call("GET", KEYS[3])
+if moved then return {3, moved} end
 local flat = redis.call("HGETALL", KEYS[1])
 if #flat > 0 then
   -- One JSON string instead of a flat array: the client decodes it with one json.loads.

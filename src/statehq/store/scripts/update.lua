@@ -1,34 +1,51 @@
 #!lua
---[[ statehq update: apply hash operations to one member's document atomically.
+--[[ statehq update: apply hash operations to one session's document atomically,
+     and append its audit entries in the same call.
 
 KEYS[1]  doc    hash  path -> JSON leaf ("{}" marks an object)
 KEYS[2]  hist   list  newest-first encoded versions
 KEYS[3]  seen   string last version written (outlives the session to tell "expired")
 KEYS[4]  lease  string "<token>:<holder>"
-KEYS[5]  msg    string dedup mark of the inbound message (optional)
+KEYS[5]  route  string set when this session moved to another key (identity binding)
+KEYS[6]  audit  stream the session's audit trail
+KEYS[7]  msg    string dedup mark of the inbound message (optional)
 
 ARGV[1]  expected version, "" for none (0 = must not exist)
 ARGV[2]  fencing token, "" for none
 ARGV[3]  session TTL in ms          ARGV[4]  seen-marker TTL in ms
 ARGV[5]  history length            ARGV[6]  dedup-mark TTL in ms
 ARGV[7]  max document bytes        ARGV[8]  _last_updated as a JSON string leaf
-ARGV[9..] operation triples (op, path, value); see statehq/store/codec.py
+ARGV[9]  audit retention in ms     ARGV[10] audit stream max length
+ARGV[11] secret top-level field names, "\n"-separated (values never audited)
+ARGV[12] n = number of audit events; then n quadruples (event, channel, reason, detail)
+then     operation triples (op, path, value); see statehq/store/codec.py
 
 Returns one of
-  {"OK", version, ttl_ms, encoded}          encoded = JSON object of path -> leaf
+  {"OK", version, ttl_ms, encoded, audit_ids}  encoded = JSON object of path -> leaf
   {"DUP", produced_version, version, ttl_ms, encoded or ""}
   {"CONFLICT", actual_version}
   {"LEASE", current_token or -1}
   {"TOOBIG", size}
+  {"MOVED", target}                          the session now lives under target
   {"ABSENT"}                                 an "E" op found no document
 
 Nothing is written unless the reply is OK. JSON is never decoded here: leaves are
 opaque strings, which is what keeps [] a list and 2**64 exact.
 ]]
-local doc_key, hist_key, seen_key, lease_key, msg_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local doc_key, hist_key, seen_key, lease_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local route_key, audit_key, msg_key = KEYS[5], KEYS[6], KEYS[7]
 local expected, token = ARGV[1], ARGV[2]
 local ttl, seen_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local hist_len, dedup_ttl, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local stamp = ARGV[8]
+local audit_ms, audit_len = tonumber(ARGV[9]), tonumber(ARGV[10])
+local secret = {}
+for name in string.gmatch(ARGV[11], "[^\n]+") do secret[name] = true end
+local n_events = tonumber(ARGV[12])
+local first_op = 13 + 4 * n_events
+
+local moved = redis.call("GET", route_key)
+if moved then return {"MOVED", moved} end
 
 if token ~= "" then
   local held = redis.call("GET", lease_key)
@@ -52,31 +69,36 @@ end
 
 if expected ~= "" and tonumber(expected) ~= version then return {"CONFLICT", version} end
 
-local changed = {}
+-- before[path] is a field's value before this call (false when absent), recorded the
+-- first time the field is touched; comparing it with the final value tells real changes.
+local before, touched = {}, {}
+local function touch(path)
+  if before[path] == nil then before[path] = doc[path] or false; touched[#touched + 1] = path end
+end
 local function drop_subtree(path)
   local prefix = path .. "."
   local n = #prefix
   for field in pairs(doc) do
-    if string.sub(field, 1, n) == prefix then doc[field] = nil; changed[field] = false end
+    if string.sub(field, 1, n) == prefix then touch(field); doc[field] = nil end
   end
 end
 
 local keep = {_version = true, _last_updated = true}
-for i = 9, #ARGV, 3 do
+for i = first_op, #ARGV, 3 do
   local op, path, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if op == "S" then
     if doc[path] == "{}" then drop_subtree(path) end
-    doc[path] = value; changed[path] = value
+    touch(path); doc[path] = value
   elseif op == "O" then
-    if doc[path] ~= "{}" then doc[path] = "{}"; changed[path] = "{}" end
+    if doc[path] ~= "{}" then touch(path); doc[path] = "{}" end
   elseif op == "D" then
     if doc[path] == "{}" then drop_subtree(path) end
-    if doc[path] then doc[path] = nil; changed[path] = false end
+    if doc[path] then touch(path); doc[path] = nil end
   elseif op == "P" then
     keep[path] = true
   elseif op == "C" then
     for field in pairs(doc) do
-      if not keep[string.match(field, "^[^.]*")] then doc[field] = nil; changed[field] = false end
+      if not keep[string.match(field, "^[^.]*")] then touch(field); doc[field] = nil end
     end
   elseif op == "E" then
     if not exists then return {"ABSENT"} end
@@ -88,17 +110,33 @@ end
 local new_version = version + 1
 if not exists then new_version = (tonumber(redis.call("GET", seen_key)) or 0) + 1 end
 local version_leaf = string.format("%d", new_version)
-doc["_version"] = version_leaf; changed["_version"] = version_leaf
-doc["_last_updated"] = ARGV[8]; changed["_last_updated"] = ARGV[8]
+doc["_version"] = version_leaf
+doc["_last_updated"] = stamp
 
 local size = 0
 for field, value in pairs(doc) do size = size + #field + #value end
 if size > max_bytes then return {"TOOBIG", size} end
 
-local sets, dels = {}, {}
-for field, value in pairs(changed) do
-  if value then sets[#sets + 1] = field; sets[#sets + 1] = value else dels[#dels + 1] = field end
+local sets, dels, changed, removed, values = {}, {}, {}, {}, {}
+table.sort(touched)
+for _, path in ipairs(touched) do
+  local now, was = doc[path] or false, before[path]
+  if now ~= was then
+    if now then sets[#sets + 1] = path; sets[#sets + 1] = now else dels[#dels + 1] = path end
+    -- Audit names leaves, not object markers; a secret field's value is never copied.
+    if now and now ~= "{}" then
+      changed[#changed + 1] = path
+      if not secret[string.match(path, "^[^.]*")] then
+        local shown = #now <= 200 and now or cjson.encode("<" .. #now .. " bytes>")
+        values[#values + 1] = cjson.encode(path) .. ":" .. shown
+      end
+    elseif not now and was ~= "{}" then
+      removed[#removed + 1] = path
+    end
+  end
 end
+sets[#sets + 1] = "_version"; sets[#sets + 1] = version_leaf
+sets[#sets + 1] = "_last_updated"; sets[#sets + 1] = stamp
 for i = 1, #dels, 1000 do redis.call("HDEL", doc_key, unpack(dels, i, math.min(i + 999, #dels))) end
 for i = 1, #sets, 1000 do redis.call("HSET", doc_key, unpack(sets, i, math.min(i + 999, #sets))) end
 
@@ -109,4 +147,25 @@ redis.call("PEXPIRE", doc_key, ttl)
 redis.call("PEXPIRE", hist_key, ttl)
 redis.call("SET", seen_key, version_leaf, "PX", seen_ttl)
 if msg_key then redis.call("SET", msg_key, version_leaf, "PX", dedup_ttl) end
-return {"OK", new_version, ttl, encoded}
+
+local audit_ids = {}
+if n_events > 0 then
+  local function json_list(items)
+    if #items == 0 then return "[]" end
+    return cjson.encode(items)
+  end
+  local fields_json, removed_json = json_list(changed), json_list(removed)
+  local values_json = "{" .. table.concat(values, ",") .. "}"
+  for e = 0, n_events - 1 do
+    local base = 13 + 4 * e
+    audit_ids[#audit_ids + 1] = redis.call("XADD", audit_key, "MAXLEN", audit_len, "*",
+      "ts", stamp, "event", ARGV[base], "channel", ARGV[base + 1], "reason", ARGV[base + 2],
+      "detail", ARGV[base + 3], "v_before", tostring(version), "v_after", version_leaf,
+      "fields", fields_json, "removed", removed_json, "values", values_json)
+  end
+  local now = redis.call("TIME")
+  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - audit_ms
+  redis.call("XTRIM", audit_key, "MINID", string.format("%d", math.max(oldest, 0)))
+  redis.call("PEXPIRE", audit_key, audit_ms)
+end
+return {"OK", new_version, ttl, encoded, audit_ids}

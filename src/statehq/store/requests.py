@@ -1,0 +1,47 @@
+"""What an operation asks its driver to do: run a script, run a command, or sleep.
+
+Operations (:mod:`statehq.store.operations`, :mod:`.audit`, :mod:`.routes`) are
+generators yielding these; :class:`StateStore` and :class:`AsyncStateStore` perform them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Script:
+    """Run the named ``.lua`` script with these keys and arguments."""
+
+    name: str
+    keys: list[str]
+    args: list[bytes | str | int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """Run one plain Redis command."""
+
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait before the next attempt."""
+
+    seconds: float
+
+
+Request = Script | Command | Sleep
+Operation = Generator[Request, Any, Any]
+
+
+def keys_of(request: Request) -> list[str] | tuple[str, ...]:
+    """The keys a request touches (for naming the session in error messages)."""
+    if isinstance(request, Script):
+        return request.keys
+    if isinstance(request, Command):
+        return request.args[1:2]
+    return ()
