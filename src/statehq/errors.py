@@ -18,6 +18,7 @@ StateError                      anything statehq refuses or cannot do
 │   └── LeaseLost               the lease expired or was taken over; the write was refused
 ├── CorruptState                a stored document could not be decoded
 ├── SessionMoved                the session was bound to a member and lives under its key
+├── SessionEnded                the session expired or was removed while it was being used
 ├── IdentityError               a channel is already bound elsewhere, or is not bound
 └── StoreUnavailable            the Redis/Valkey server cannot be reached or refused the command
     └── StoreFull               the server hit its memory limit; nothing was evicted or written
@@ -193,6 +194,17 @@ class SessionMoved(StateError):
         self.session_key = session_key
         self.target = target
         super().__init__(f"session {session_key!r} moved to {target!r}; nothing was written")
+
+
+class SessionEnded(StateError):
+    """The session disappeared (expired, reset, deleted) while a handle was using it."""
+
+    def __init__(self, session_key: str) -> None:
+        self.session_key = session_key
+        super().__init__(
+            f"session {session_key!r} ended (expired or was removed) while it was in use; "
+            f"nothing was written. Open it again to start a new session"
+        )
 
 
 class IdentityError(StateError):

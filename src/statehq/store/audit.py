@@ -137,9 +137,11 @@ def check_limit(limit: object) -> int:
     return limit
 
 
-def decode_entry(session: str, entry_id: bytes, raw: Sequence[bytes]) -> AuditEntry:
+def decode_entry(
+    session: str, entry_id: bytes, raw: Sequence[bytes] | Mapping[bytes, bytes]
+) -> AuditEntry:
     """An entry from a stream reply (``[id, [k1, v1, k2, v2, ...]]``)."""
-    values = {raw[i].decode(): raw[i + 1].decode("utf-8", "replace") for i in range(0, len(raw), 2)}
+    values = _fields(raw)
     return AuditEntry(
         id=entry_id.decode(),
         session=session,
@@ -156,9 +158,9 @@ def decode_entry(session: str, entry_id: bytes, raw: Sequence[bytes]) -> AuditEn
     )
 
 
-def decode_tail(entry_id: bytes, raw: Sequence[bytes]) -> TailEntry:
+def decode_tail(entry_id: bytes, raw: Sequence[bytes] | Mapping[bytes, bytes]) -> TailEntry:
     """A global-tail summary from a stream reply."""
-    values = {raw[i].decode(): raw[i + 1].decode("utf-8", "replace") for i in range(0, len(raw), 2)}
+    values = _fields(raw)
     return TailEntry(
         id=entry_id.decode(),
         session=values.get("session", ""),
@@ -167,6 +169,12 @@ def decode_tail(entry_id: bytes, raw: Sequence[bytes]) -> TailEntry:
         version=_int(values.get("version")),
         entry_id=values.get("entry", ""),
     )
+
+
+def _fields(raw: Sequence[bytes] | Mapping[bytes, bytes]) -> dict[str, str]:
+    # redis-py parses stream entries into a dict; a raw reply is a flat list.
+    pairs = raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
+    return {k.decode(): v.decode("utf-8", "replace") for k, v in pairs}
 
 
 def _json(text: str | None, default: Any) -> Any:

@@ -222,6 +222,11 @@ class Operations:
         """Apply an RFC 7386 merge patch."""
         return (yield from self.write(member_id, codec.patch_ops(patch), **kw))
 
+    def replace(self, member_id: str, doc: dict[str, Any], **kw: Any) -> Operation:
+        """Write ``doc`` whole without reading what is stored (which may be unreadable)."""
+        ops = [*codec.cleanup_ops(()), *codec.replace_ops({}, doc)]
+        return (yield from self.write(member_id, ops, **kw))
+
     def cleanup(self, member_id: str, preserve: tuple[str, ...], **kw: Any) -> Operation:
         """Keep only the preserved top-level fields; None when there is no session."""
         ops = [(b"E", b"", b""), *codec.cleanup_ops(preserve)]

@@ -253,6 +253,23 @@ class StateStore:
         result: bool = self._run(self._ops.release(lease))
         return result
 
+    def replace(
+        self,
+        member_id: str,
+        doc: dict[str, Any],
+        *,
+        expected_version: int | None = None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> Snapshot:
+        """Write ``doc`` as the whole document without reading the stored one (recovery).
+
+        Every stored field, readable or not, is replaced; versions continue.
+        """
+        result: Snapshot = self._run(
+            self._ops.replace(member_id, doc, expected_version=expected_version, audit=tuple(audit))
+        )
+        return result
+
     def discard(self, member_id: str) -> None:
         """Remove an unreadable document and history, keeping the version counter (recovery)."""
         self._run(self._ops.discard(member_id))

@@ -1,0 +1,22 @@
+"""Member state: the document model, its validator, the state manager and identity."""
+
+from .channels import ChannelId, member_key, register_channel_type
+from .manager import AuditLog, StateManager
+from .model import MemberState
+from .recovery import RecoveryResult
+from .session import MemberSession
+from .stages import Stages
+from .validator import StateValidator
+
+__all__ = [
+    "AuditLog",
+    "ChannelId",
+    "MemberSession",
+    "MemberState",
+    "RecoveryResult",
+    "Stages",
+    "StateManager",
+    "StateValidator",
+    "member_key",
+    "register_channel_type",
+]

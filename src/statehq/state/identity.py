@@ -1,0 +1,142 @@
+"""Binding a channel identity to a member, and unbinding it.
+
+``bind`` moves a conversation from its channel key to ``member:<id>`` without losing
+anything, in two steps that any concurrent reader sees as one:
+
+1. write the member's session: what it already held, overlaid with the channel
+   session's conversation (flow, stage, profile, account) and the new identity and
+   token - a compare-and-set on the member's key;
+2. on the channel's keys, in one script: if the channel session is still at the
+   version that was copied, record the route and remove the channel's document
+   (see :mod:`statehq.store.routes`). If it changed meanwhile, go back to 1.
+
+Readers and writers check the route inside their own scripts, so before step 2 they
+use the channel session (complete) and after it the member's (complete).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import metrics
+from ..errors import IdentityError, SessionMoved, VersionConflict
+from ..store import Snapshot
+from ..store.audit import AuditEvent
+from .channels import ChannelId, member_key, member_of_key
+
+if TYPE_CHECKING:
+    from .manager import StateManager
+    from .session import MemberSession
+
+CARRIED = ("flow_data", "stage", "profile", "current_account")
+"""What a channel session brings into the member's session when it is bound."""
+
+
+def bind(
+    session: MemberSession,
+    member_id: str,
+    token: str,
+    profile: Mapping[str, Any] | None,
+    current_account: Mapping[str, Any] | None,
+    reason: str,
+) -> Snapshot:
+    """Bind ``session``'s channel to ``member_id``; returns the member session's snapshot."""
+    manager = session.manager
+    target = member_key(member_id)
+    identity: dict[str, Any] = {"member_id": member_id, "jwt_token": token, "authenticated": True}
+    if session.channel is not None:
+        identity["channel"] = session.channel.as_dict()
+    if profile is not None:
+        identity["profile"] = copy.deepcopy(dict(profile))
+    if current_account is not None:
+        identity["current_account"] = copy.deepcopy(dict(current_account))
+    bound_member = member_of_key(session.key)
+    if bound_member is not None and bound_member != member_id:
+        raise IdentityError(
+            f"session {session.key!r} belongs to member {bound_member!r}, not {member_id!r}; "
+            f"unbind the channel first if it changed hands"
+        )
+    if bound_member is None:
+        moved = _move(session, target, identity, reason)
+        if moved is not None:
+            return moved
+    return _write_member(manager, session, target, {}, identity, reason, ("auth.login",))
+
+
+def _move(
+    session: MemberSession, target: str, identity: dict[str, Any], reason: str
+) -> Snapshot | None:
+    """Steps 1 and 2 above; None when another process had already bound the channel here."""
+    manager, store = session.manager, session.manager.store
+    channel_key = session.key
+    give_up = time.monotonic() + store.settings.mutate_deadline
+    while True:
+        try:
+            snap = store.get(channel_key)
+        except SessionMoved as moved:
+            if moved.target != target:
+                raise IdentityError(
+                    f"{channel_key} is already bound to {moved.target}; unbind it first"
+                ) from None
+            session.key = target
+            return None
+        carried = {k: v for k, v in (snap.doc if snap else {}).items() if k in CARRIED}
+        events = ("identity.bound", "auth.login")
+        written = _write_member(manager, session, target, carried, identity, reason, events)
+        event = AuditEvent("identity.bound", channel_key, reason, {"to": target})
+        try:
+            store.bind(channel_key, snap.version if snap else 0, target, event)
+        except VersionConflict:
+            if time.monotonic() > give_up:
+                raise
+            continue  # the channel session changed after the copy: copy it again
+        metrics.IDENTITY_CHANGES.labels("bound").inc()
+        session.key = target
+        return written
+
+
+def _write_member(
+    manager: StateManager,
+    session: MemberSession,
+    target: str,
+    carried: dict[str, Any],
+    identity: dict[str, Any],
+    reason: str,
+    events: tuple[str, ...],
+) -> Snapshot:
+    channel = session.channel.key if session.channel else ""
+
+    def merge(doc: dict[str, Any]) -> dict[str, Any]:
+        before = copy.deepcopy(doc)
+        after = {**doc, **copy.deepcopy(carried), **copy.deepcopy(identity)}
+        manager.validator.check(target, before, after, identity=True)
+        return after
+
+    detail = {"member": target, "from": session.key}
+    audit = tuple(AuditEvent(event, channel, reason, detail) for event in events)
+    return manager.store.mutate(target, merge, lease=None, audit=audit)
+
+
+def unbind(manager: StateManager, channel: ChannelId, reason: str) -> str:
+    """Detach ``channel`` from its member, whose session forgets it; returns the member key."""
+    store = manager.store
+    event = AuditEvent("identity.unbound", channel.key, reason, {})
+    target = store.unbind(channel.key, event)
+    metrics.IDENTITY_CHANGES.labels("unbound").inc()
+    bound_channel = channel.as_dict()
+
+    def forget(doc: dict[str, Any]) -> dict[str, Any] | None:
+        if not doc or doc.get("channel") != bound_channel:
+            return None
+        # The number changed hands: its new holder must not inherit the login.
+        return {**doc, "channel": None, "jwt_token": None, "authenticated": False}
+
+    member_event = AuditEvent("identity.unbound", channel.key, reason, {"channel": channel.key})
+    if store.get(target) is None:
+        store.audit_append(target, member_event)
+    else:
+        store.mutate(target, forget, audit=(member_event,))
+    return target

@@ -1,0 +1,152 @@
+"""The state manager: opens member sessions on a store, and the operator's tools.
+
+    manager = StateManager(StateStore.open())
+    session = manager.open("whatsapp:263771234567")
+    if session.expired: ...            # tell the member their session expired
+    session.start_flow("offer")        # validated, versioned, audited
+
+Nothing above this layer touches the store directly (DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .. import metrics
+from ..errors import CorruptState, SessionMoved, VersionConflict
+from ..store import SessionStatus, Snapshot, StateStore
+from ..store.audit import AuditEntry, AuditEvent, TailEntry
+from ..store.operations import Clock, utc_now
+from . import identity, recovery
+from .channels import ChannelId, member_of_key, session_key_for
+from .model import STAGE_INIT
+from .recovery import RecoveryResult
+from .session import MemberSession
+from .stages import Stages
+from .tokens import TokenRefresher
+from .validator import StateValidator
+
+
+class AuditLog:
+    """Reading the audit trail: one session's entries, or the operators' global tail."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def read(
+        self, member: str, since: datetime | str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Entries of ``member`` (a member id, ``member:<id>`` or a channel identity)."""
+        return self._store.audit_read(session_key_for(member), since, limit)
+
+    def tail(self, since: datetime | str | None = None, limit: int = 100) -> list[TailEntry]:
+        """The newest summaries across every session (or those after ``since``)."""
+        return self._store.audit_tail(since, limit)
+
+
+class StateManager:
+    """Opens :class:`MemberSession` handles and runs identity and recovery operations."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        stages: Stages | None = None,
+        refresher: TokenRefresher | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.stages = stages or Stages()
+        self.validator = StateValidator(self.stages)
+        self.refresher = refresher
+        self.clock = clock
+        self.audit = AuditLog(store)
+
+    def open(self, who: ChannelId | str, *, lease: Any = None) -> MemberSession:
+        """The live session of a channel identity (or ``member:<id>``), started if needed.
+
+        Follows a bound channel to its member's session; repairs corrupt or invalid state
+        (see ``session.recovered``); starts a new session after expiry with the identity
+        kept (``session.expired`` is then true).
+        """
+        channel, key = _parse(who)
+        for _ in range(3):
+            try:
+                snap = self.store.get(key)
+            except SessionMoved as moved:
+                key = moved.target
+                continue
+            except CorruptState:
+                return self._recover_into(key, channel, lease)
+            if snap is None:
+                return self._start(key, channel, lease)
+            if self.validator.violations(snap.doc):
+                return self._recover_into(key, channel, lease)
+            self.store.touch(key)
+            return MemberSession(self, key, channel, snap, lease=lease)
+        raise SessionMoved(key, key)  # a route cycle: only a hand edit can make one
+
+    def reopen(self, session: MemberSession) -> Snapshot:
+        """A fresh snapshot for ``session`` (used by :meth:`MemberSession.reload`)."""
+        fresh = self.open(session.channel or session.key, lease=session.lease)
+        session.key = fresh.key
+        return fresh._snap
+
+    def recover(self, who: ChannelId | str, *, reason: str = "operator") -> RecoveryResult:
+        """Repair a session now (no-op ``healthy`` result when nothing is wrong)."""
+        channel, key = self._resolve(who)
+        result, _ = recovery.recover(self, key, channel, reason)
+        return result
+
+    def reset(self, who: ChannelId | str, *, reason: str = "operator reset") -> Snapshot:
+        """Replace a session with the safe state that keeps identity (audited)."""
+        channel, key = self._resolve(who)
+        return recovery.reset(self, key, channel, reason)
+
+    def unbind(self, channel: ChannelId | str, *, reason: str = "operator") -> str:
+        """Detach a channel identity from its member (a number that changed hands)."""
+        parsed = channel if isinstance(channel, ChannelId) else ChannelId.parse(channel)
+        return identity.unbind(self, parsed, reason)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _resolve(self, who: ChannelId | str) -> tuple[ChannelId | None, str]:
+        channel, key = _parse(who)
+        target = self.store.route(key)
+        return channel, target or key
+
+    def _start(self, key: str, channel: ChannelId | None, lease: Any) -> MemberSession:
+        expired = self.store.status(key) is SessionStatus.EXPIRED
+        doc: dict[str, Any] = {"stage": STAGE_INIT, "authenticated": False}
+        doc["channel"] = channel.as_dict() if channel else None
+        member_id = member_of_key(key)
+        if member_id is not None:
+            doc["member_id"] = member_id
+        name = channel.key if channel else ""
+        events = [AuditEvent("session.started", name, "first message" if not expired else "")]
+        if expired:
+            metrics.EXPIRIES.inc()
+            events.insert(0, AuditEvent("session.expired", name, "the previous session timed out"))
+        self.validator.check(key, {}, doc, identity=True)
+        try:
+            snap = self.store.update(key, doc, expected_version=0, audit=events, lease=lease)
+        except (VersionConflict, SessionMoved):
+            return self.open(channel or key, lease=lease)  # someone else started it first
+        return MemberSession(self, key, channel, snap, expired=expired, lease=lease)
+
+    def _recover_into(self, key: str, channel: ChannelId | None, lease: Any) -> MemberSession:
+        result, snap = recovery.recover(self, key, channel, "found while opening the session")
+        if snap is None:
+            return self._start(key, channel, lease)
+        return MemberSession(self, key, channel, snap, recovered=result, lease=lease)
+
+
+def _parse(who: ChannelId | str) -> tuple[ChannelId | None, str]:
+    if isinstance(who, ChannelId):
+        return who, who.key
+    key = session_key_for(who)
+    if member_of_key(key) is not None:
+        return None, key
+    channel = ChannelId.parse(key)
+    return channel, channel.key

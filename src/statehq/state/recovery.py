@@ -1,0 +1,139 @@
+"""Recovery of a session whose stored document cannot be read or breaks the rules.
+
+Corruption, a bad migration, a hand edit: the newest version in the history that
+decodes and validates is written back as a new version; if none does, the session is
+reset to a safe state that keeps the identity (member id and channel) and nothing
+else. Both are audited (``state.recovered`` / ``state.reset``) and counted, and
+:attr:`RecoveryResult.message` is what the member is told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import metrics
+from ..errors import CorruptState
+from ..redact import get_logger
+from ..store import Snapshot
+from ..store.audit import AuditEvent
+from .channels import ChannelId, member_of_key
+from .model import STAGE_INIT
+
+if TYPE_CHECKING:
+    from .manager import StateManager
+
+log = get_logger(__name__)
+
+RESTORED_MESSAGE = (
+    "Something went wrong with your session, so I put it back the way it was a moment ago. "
+    "Please check where you are and carry on."
+)
+RESET_MESSAGE = (
+    "Something went wrong with your session and I could not restore it, so we are starting "
+    "again from the beginning. Your account is safe."
+)
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    """What recovery did: ``healthy`` (nothing), ``restored`` from a version, or ``reset``."""
+
+    outcome: str
+    version: int
+    restored_from: int | None
+    problem: str
+
+    @property
+    def message(self) -> str:
+        """A sentence for the member (empty when nothing needed recovering)."""
+        return {"restored": RESTORED_MESSAGE, "reset": RESET_MESSAGE}.get(self.outcome, "")
+
+
+def diagnose(manager: StateManager, key: str) -> tuple[Snapshot | None, str]:
+    """The stored snapshot (None if unreadable or absent) and what is wrong ("" if nothing)."""
+    try:
+        snap = manager.store.get(key)
+    except CorruptState as exc:
+        return None, exc.detail
+    if snap is None:
+        return None, ""
+    found = manager.validator.violations(snap.doc)
+    return snap, "; ".join(str(v) for v in found)
+
+
+def recover(
+    manager: StateManager, key: str, channel: ChannelId | None, reason: str
+) -> tuple[RecoveryResult, Snapshot | None]:
+    """Repair ``key`` if it needs it; see the module docstring."""
+    snap, problem = diagnose(manager, key)
+    if not problem:
+        version = snap.version if snap else 0
+        return RecoveryResult("healthy", version, None, ""), snap
+    store = manager.store
+    try:
+        history = store.history(key, skip_corrupt=True)
+    except CorruptState:
+        history = []
+    for entry in history:
+        if manager.validator.violations(entry.doc):
+            continue
+        doc = {k: v for k, v in entry.doc.items() if k not in ("_version", "_last_updated")}
+        detail = {"restored_from": entry.version, "problem": problem}
+        written = _write(manager, key, doc, AuditEvent("state.recovered", "", reason, detail))
+        metrics.RECOVERIES.labels("restored").inc()
+        log.warning("restored %s from version %d: %s", key, entry.version, problem)
+        return RecoveryResult("restored", written.version, entry.version, problem), written
+    written = _write(
+        manager,
+        key,
+        safe_state(key, channel, history),
+        AuditEvent("state.reset", "", reason, {"problem": problem}),
+    )
+    metrics.RECOVERIES.labels("reset").inc()
+    log.warning("reset %s, no valid version in history: %s", key, problem)
+    return RecoveryResult("reset", written.version, None, problem), written
+
+
+def reset(manager: StateManager, key: str, channel: ChannelId | None, reason: str) -> Snapshot:
+    """Replace ``key``'s session with the safe state that keeps identity (audited)."""
+    try:
+        history = manager.store.history(key, skip_corrupt=True)
+    except CorruptState:
+        history = []
+    doc = safe_state(key, channel, history)
+    return _write(manager, key, doc, AuditEvent("state.reset", "", reason, {}))
+
+
+def safe_state(key: str, channel: ChannelId | None, history: list[Any]) -> dict[str, Any]:
+    """Identity only: the member id (from the key) and the channel, at stage INIT."""
+    doc: dict[str, Any] = {"stage": STAGE_INIT, "authenticated": False}
+    member_id = member_of_key(key)
+    if member_id is not None:
+        doc["member_id"] = member_id
+    if channel is None and member_id is None:
+        channel = ChannelId.parse(key)
+    if channel is None:
+        channel = _channel_from(history)
+    doc["channel"] = channel.as_dict() if channel else None
+    return doc
+
+
+def _channel_from(history: list[Any]) -> ChannelId | None:
+    for entry in history:
+        stored = entry.doc.get("channel")
+        try:
+            return ChannelId(stored["type"], stored["identifier"])
+        except (TypeError, KeyError, ValueError):
+            continue
+    return None
+
+
+def _write(manager: StateManager, key: str, doc: dict[str, Any], event: AuditEvent) -> Snapshot:
+    store = manager.store
+    try:
+        return store.replace(key, doc, audit=(event,))
+    except CorruptState:
+        # Not even a hash (someone SET a string over it): clear the keys, keep the version counter.
+        store.discard(key)
+        return store.replace(key, doc, audit=(event,))
