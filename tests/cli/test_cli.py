@@ -27,34 +27,67 @@ def statehq(
     )
 
 
-def test_update_show_history_rollback(data_dir: Path) -> None:
+def test_update_show_history_rollback_audit(data_dir: Path) -> None:
     member = "whatsapp:263771234567"
-    assert (
-        statehq(data_dir, "state", "update", member, '{"flow_data": {"step": 1}}').returncode == 0
-    )
-    out = statehq(data_dir, "state", "update", member, '{"flow_data": {"step": 2}}').stdout
-    assert "version 2" in out
+    first = statehq(data_dir, "state", "update", member, '{"profile": {"name": "Ann"}}')
+    assert first.returncode == 0, first.stderr
+    assert "version 2" in first.stdout  # version 1 is the session's start
+    out = statehq(data_dir, "state", "update", member, '{"stage": "AUTH"}').stdout
+    assert "version 3" in out
     shown = statehq(data_dir, "state", "show", member)
     assert shown.returncode == 0
-    assert "version 2" in shown.stdout
-    assert json.loads(shown.stdout.split("\n", 1)[1])["flow_data"] == {"step": 2}
+    assert "version 3" in shown.stdout
+    doc = json.loads(shown.stdout.split("\n", 1)[1])
+    assert doc["profile"] == {"name": "Ann"}
+    assert doc["stage"] == "AUTH"
     history = statehq(data_dir, "state", "history", member).stdout.splitlines()
-    assert [line.split()[0] for line in history] == ["v2", "v1"]
-    rolled = statehq(data_dir, "state", "rollback", member, "1")
-    assert "restored version 1" in rolled.stdout
-    assert '"step": 1' in statehq(data_dir, "state", "show", member).stdout
+    assert [line.split()[0] for line in history] == ["v3", "v2", "v1"]
+    rolled = statehq(data_dir, "state", "rollback", member, "2", "--reason", "wrong tap")
+    assert "restored version 2" in rolled.stdout
+    assert '"stage": "INIT"' in statehq(data_dir, "state", "show", member).stdout
+    audit = statehq(data_dir, "audit", member).stdout.splitlines()
+    assert [line.split()[3] for line in audit] == [
+        "session.started",
+        "state.updated",
+        "state.updated",
+        "state.rolled_back",
+    ]
+    assert audit[-1].endswith("(wrong tap)")
+    tail = statehq(data_dir, "audit", "--tail", "--limit", "2").stdout.splitlines()
+    assert [line.split()[3] for line in tail] == ["state.updated", "state.rolled_back"]
 
 
 def test_refusals_exit_1_with_the_reason_and_write_nothing(data_dir: Path) -> None:
     member = "web:abc"
-    statehq(data_dir, "state", "update", member, '{"a": 1}')
+    statehq(data_dir, "state", "update", member, '{"profile": {"a": 1}}')
     bad = statehq(data_dir, "state", "update", member, '{"_version": 9}')
     assert bad.returncode == 1
-    assert "_version is set by the store only" in bad.stderr
-    conflict = statehq(data_dir, "state", "update", member, '{"a": 2}', "--expect", "7")
+    assert "_version: is set by the store only" in bad.stderr
+    invalid = statehq(data_dir, "state", "update", member, '{"colour": 1}')
+    assert invalid.returncode == 1
+    assert "colour: unknown field" in invalid.stderr
+    jump = statehq(data_dir, "state", "update", member, '{"stage": "MENU"}')
+    assert jump.returncode == 1
+    assert "cannot go from stage INIT to MENU" in jump.stderr
+    conflict = statehq(
+        data_dir, "state", "update", member, '{"profile": {"a": 2}}', "--expect", "7"
+    )
     assert conflict.returncode == 1
-    assert "expected version 7, found 1" in conflict.stderr
+    assert "expected version 7, found 2" in conflict.stderr
     assert '"a": 1' in statehq(data_dir, "state", "show", member).stdout
+
+
+def test_recover_reset_and_unbind(data_dir: Path) -> None:
+    member = "whatsapp:263771234567"
+    statehq(data_dir, "state", "update", member, '{"profile": {"name": "Ann"}}')
+    healthy = statehq(data_dir, "state", "recover", member)
+    assert "healthy at version 2" in healthy.stdout
+    reset = statehq(data_dir, "state", "reset", member, "--reason", "member asked")
+    assert "reset to stage INIT at version 3" in reset.stdout
+    assert "profile" not in statehq(data_dir, "state", "show", member).stdout
+    unbound = statehq(data_dir, "identity", "unbind", member, "--reason", "recycled")
+    assert unbound.returncode == 1
+    assert "not bound to any member" in unbound.stderr
 
 
 def test_malformed_command_line_exits_2(data_dir: Path) -> None:
@@ -80,10 +113,10 @@ def test_health(data_dir: Path) -> None:
 
 
 def test_shell_reads_commands_from_stdin(data_dir: Path) -> None:
-    script = "update m1 '{\"x\": [1, 2]}'\nshow m1\nrollback m1 9\nbogus\nquit\n"
+    script = 'update m1 \'{"profile": {"x": [1, 2]}}\'\nshow m1\nrollback m1 9\nbogus\nquit\n'
     result = statehq(data_dir, "shell", stdin=script)
     assert result.returncode == 0
-    assert "m1 is now at version 1" in result.stdout
+    assert "member:m1 is now at version 2" in result.stdout
     assert '"x": [' in result.stdout
     assert "no version 9 in its history" in result.stdout
     assert "embedded Valkey at" in result.stdout

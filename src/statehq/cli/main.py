@@ -1,9 +1,15 @@
 """``statehq``: operate the store from a terminal.
 
-    statehq state show|history|update|rollback|cleanup|reset MEMBER ...
+    statehq state show|history|update|rollback|recover|reset MEMBER ...
+    statehq audit MEMBER [--since ID|TIME] [--limit N]     statehq audit --tail
+    statehq identity unbind CHANNEL --reason TEXT
     statehq shell          an interactive prompt for the same state commands
     statehq health         check the store: connection, scripts, lease, state round trip
     statehq bench          run the benchmarks and write docs/benchmarks/
+
+MEMBER is a channel identity (``whatsapp:263771234567``), ``member:<id>`` or a bare
+member id. Writes go through the state manager: validated, versioned and audited
+(reason ``cli``). Tokens are redacted from everything printed.
 
 Exit status: 0 on success, 1 when statehq refused or failed (the message says why),
 2 for a malformed command line.
@@ -16,10 +22,13 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from .. import __version__
-from ..errors import StateError
+from ..errors import StateError, VersionConflict
+from ..redact import redact_text, redact_value
+from ..state import StateManager
 from ..store import StateStore
 from ..store.embedded import EmbeddedValkey
 
@@ -45,11 +54,34 @@ def _add_state_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     rb = sub.add_parser("rollback", help="restore a version from history as a new version")
     rb.add_argument("member")
     rb.add_argument("version", type=int)
-    cl = sub.add_parser("cleanup", help="drop all but the preserved top-level fields")
-    cl.add_argument("member")
-    cl.add_argument("--keep", nargs="*", default=None, help="fields to keep (default: identity)")
-    rs = sub.add_parser("reset", help="forget a member's session and history")
+    rc = sub.add_parser("recover", help="repair corrupt or invalid state from history")
+    rc.add_argument("member")
+    rs = sub.add_parser("reset", help="start the session over, keeping member id and channel")
     rs.add_argument("member")
+    for action in (upd, rb, rc, rs):
+        action.add_argument("--reason", default="cli", help="recorded in the audit trail")
+    au = sub.add_parser("audit", help="a member's audit trail, oldest first")
+    au.add_argument("member")
+    _add_audit_options(au)
+
+
+def _add_audit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_since_arg, default=None, help="entry id or ISO time")
+    parser.add_argument("--limit", type=int, default=100, help="entries to show (default 100)")
+
+
+def _since_arg(text: str) -> datetime | str:
+    if text.replace("-", "").isdigit():
+        return text
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an audit entry id or ISO time like 2026-11-22T08:00:00+00:00: {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the time zone, e.g. 2026-11-22T08:00:00+00:00")
+    return moment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     state = commands.add_parser("state", help="inspect and repair one member's state")
     _add_state_commands(state.add_subparsers(dest="action", required=True, metavar="ACTION"))
+    audit = commands.add_parser("audit", help="read the audit trail")
+    audit.add_argument("member", nargs="?", help="whose trail (omit with --tail)")
+    audit.add_argument("--tail", action="store_true", help="every session's latest events")
+    _add_audit_options(audit)
+    ident = commands.add_parser("identity", help="bind and unbind channel identities")
+    ident_actions = ident.add_subparsers(dest="action", required=True, metavar="ACTION")
+    unbind = ident_actions.add_parser("unbind", help="detach a channel from its member")
+    unbind.add_argument("channel", help="e.g. whatsapp:263771234567")
+    unbind.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     commands.add_parser("shell", help="interactive prompt for state commands")
     commands.add_parser("health", help="check the store end to end")
     bench = commands.add_parser("bench", help="run the benchmarks")
@@ -69,42 +110,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    print(json.dumps(redact_value(value), indent=2, ensure_ascii=False, sort_keys=True))
 
 
-def run_state(store: StateStore, args: argparse.Namespace) -> int:
+def run_state(manager: StateManager, args: argparse.Namespace) -> int:
     """Carry out one ``state`` action; returns the exit status."""
-    member = args.member
+    store, who = manager.store, args.member
+    if args.action == "audit":
+        return _print_audit(manager.audit.read(who, args.since, args.limit))
+    key = manager.store.route(_key(who)) or _key(who)
     if args.action == "show":
-        snap = store.get(member)
+        snap = store.get(key)
         if snap is None:
-            print(f"no live session for {member} ({store.status(member).value})")
+            print(f"no live session for {who} ({store.status(key).value})")
             return 1
-        print(f"version {snap.version}, expires in {snap.ttl:.0f} s" if snap.ttl else "")
+        print(f"{key}: version {snap.version}, expires in {snap.ttl:.0f} s" if snap.ttl else key)
         _print_json(snap.doc)
     elif args.action == "history":
-        entries = store.history(member)
+        entries = store.history(key, skip_corrupt=True)
         if not entries:
-            print(f"no history for {member}")
+            print(f"no history for {who}")
         for entry in entries:
             fields = ", ".join(sorted(k for k in entry.doc if not k.startswith("_")))
             print(f"v{entry.version}  {entry.last_updated}  {{{fields}}}")
     elif args.action == "update":
-        snap = store.update(member, args.patch, expected_version=args.expect)
-        print(f"{member} is now at version {snap.version}")
+        session = manager.open(who)
+        if args.expect is not None and session.version != args.expect:
+            raise VersionConflict(session.key, args.expect, session.version)
+        snap = session.update_state(args.patch, reason=args.reason)
+        print(f"{session.key} is now at version {snap.version}")
     elif args.action == "rollback":
-        snap = store.rollback(member, args.version)
-        print(f"restored version {args.version} of {member} as version {snap.version}")
-    elif args.action == "cleanup":
-        result = store.cleanup(member) if args.keep is None else store.cleanup(member, args.keep)
-        print(
-            f"no live session for {member}"
-            if result is None
-            else f"{member} cleaned up at version {result.version}"
-        )
+        snap = manager.open(who).rollback(args.version, reason=args.reason)
+        print(f"restored version {args.version} of {key} as version {snap.version}")
+    elif args.action == "recover":
+        result = manager.recover(who, reason=args.reason)
+        if result.outcome == "healthy":
+            print(f"{key} is healthy at version {result.version}; nothing to do")
+        else:
+            print(f"{key} {result.outcome} at version {result.version}: {result.problem}")
     elif args.action == "reset":
-        gone = store.delete(member)
-        print(f"{member}: {'session and history removed' if gone else 'nothing to remove'}")
+        snap = manager.reset(who, reason=args.reason)
+        print(f"{key} reset to stage INIT at version {snap.version} (identity kept)")
+    return 0
+
+
+def _key(who: str) -> str:
+    from ..state.channels import session_key_for
+
+    return session_key_for(who)
+
+
+def _print_audit(entries: Sequence[Any]) -> int:
+    if not entries:
+        print("no audit entries")
+    for entry in entries:
+        line = f"{entry.id}  {entry.at}  {entry.session}  {entry.event}"
+        if getattr(entry, "version_after", None) is not None:
+            line += f"  v{entry.version_before}->v{entry.version_after}"
+        if getattr(entry, "fields", None) or getattr(entry, "removed", None):
+            line += f"  changed: {', '.join(entry.fields + entry.removed)}"
+        if getattr(entry, "reason", ""):
+            line += f"  ({entry.reason})"
+        print(redact_text(line))
     return 0
 
 
@@ -122,14 +189,15 @@ def run_health(store: StateStore) -> int:
     return 0
 
 
-def run_shell(store: StateStore, parser: argparse.ArgumentParser) -> int:
+def run_shell(manager: StateManager, parser: argparse.ArgumentParser) -> int:
     """A prompt that accepts the ``state`` actions: show, history, update, ..."""
     state_parser = argparse.ArgumentParser(prog="", add_help=False, exit_on_error=False)
     _add_state_commands(state_parser.add_subparsers(dest="action", required=True))
     print(
-        "Type a state command (show, history, update, rollback, cleanup, reset), 'help' or 'quit'."
+        "Type a state command (show, history, update, rollback, recover, reset, audit), "
+        "'help' or 'quit'."
     )
-    print('Try: update whatsapp:263771234567 \'{"flow_data": {"id": "offer", "step": 1}}\'')
+    print('Try: update whatsapp:263771234567 \'{"profile": {"name": "Ann"}}\'')
     while True:
         try:
             line = input(PROMPT)
@@ -145,12 +213,21 @@ def run_shell(store: StateStore, parser: argparse.ArgumentParser) -> int:
             state_parser.print_usage()
             continue
         try:
-            run_state(store, state_parser.parse_args(words))
+            run_state(manager, state_parser.parse_args(words))
         except (argparse.ArgumentError, SystemExit) as exc:
             print(f"error: {exc}" if isinstance(exc, argparse.ArgumentError) else "", end="")
             print()
         except StateError as exc:
-            print(f"error: {exc}")
+            print(f"error: {redact_text(str(exc))}")
+
+
+def _run_audit(manager: StateManager, args: argparse.Namespace) -> int:
+    if args.tail:
+        return _print_audit(manager.audit.tail(args.since, args.limit))
+    if not args.member:
+        print("statehq: audit needs a MEMBER, or --tail for every session", file=sys.stderr)
+        return 2
+    return _print_audit(manager.audit.read(args.member, args.since, args.limit))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,13 +246,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"statehq {__version__}: embedded Valkey at {where.socket_path} "
                     f"(data in {where.data_dir}, appendfsync {store.settings.appendfsync})"
                 )
+            manager = StateManager(store)
             if args.command == "state":
-                return run_state(store, args)
+                return run_state(manager, args)
+            if args.command == "audit":
+                return _run_audit(manager, args)
+            if args.command == "identity":
+                target = manager.unbind(args.channel, reason=args.reason)
+                print(f"{args.channel} unbound from {target}")
+                return 0
             if args.command == "health":
                 return run_health(store)
-            return run_shell(store, parser)
+            return run_shell(manager, parser)
     except StateError as exc:
-        print(f"statehq: {exc}", file=sys.stderr)
+        print(f"statehq: {redact_text(str(exc))}", file=sys.stderr)
         return 1
 
 

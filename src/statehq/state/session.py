@@ -22,7 +22,7 @@ from ..errors import (
     StateValidationError,
     TransitionRefused,
 )
-from ..redact import get_logger
+from ..redact import get_logger, redact_text
 from ..store import DEFAULT_PRESERVE, Snapshot
 from ..store.audit import AuditEvent
 from .channels import ChannelId, member_of_key
@@ -205,6 +205,7 @@ class MemberSession:
     def record_validation(self, ok: bool, error: str | None = None) -> int:
         """Count an input attempt at the current step; returns the attempts so far."""
         at = self.manager.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        error = redact_text(error) if error else error  # it may echo what the member typed
 
         def count(doc: dict[str, Any]) -> None:
             flow = _active_flow(doc, self.key)
