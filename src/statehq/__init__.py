@@ -1,9 +1,10 @@
 """statehq: durable, atomic, versioned, member-centric conversation state for bots.
 
 ```python
-from statehq import StateStore
-store = StateStore.open()          # embedded Valkey under ./.statehq, or STATEHQ_REDIS_URL
-snap = store.update("whatsapp:263771234567", {"flow_data": {"step": "amount"}})
+from statehq import StateManager, StateStore
+manager = StateManager(StateStore.open())   # embedded Valkey under ./.statehq, or STATEHQ_REDIS_URL
+session = manager.open("whatsapp:263771234567")
+session.update_state({"profile": {"name": "Ann"}})   # validated, versioned, audited
 ```
 """
 
@@ -12,6 +13,7 @@ from .errors import (
     ConfigError,
     CorruptState,
     DocumentTooLarge,
+    IdentityError,
     InvalidInput,
     InvalidMemberId,
     InvalidMessageId,
@@ -20,15 +22,31 @@ from .errors import (
     LeaseError,
     LeaseLost,
     MutateTimeout,
+    SessionEnded,
+    SessionMoved,
     StateError,
+    StateValidationError,
     StoreFull,
     StoreUnavailable,
+    TransitionRefused,
     VersionConflict,
     VersionNotFound,
+    Violation,
+)
+from .state import (
+    AuditLog,
+    ChannelId,
+    MemberSession,
+    RecoveryResult,
+    Stages,
+    StateManager,
+    StateValidator,
 )
 from .store import (
     DEFAULT_PRESERVE,
     AsyncStateStore,
+    AuditEntry,
+    AuditEvent,
     HistoryEntry,
     Lease,
     SessionStatus,
@@ -41,10 +59,15 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_PRESERVE",
     "AsyncStateStore",
+    "AuditEntry",
+    "AuditEvent",
+    "AuditLog",
+    "ChannelId",
     "ConfigError",
     "CorruptState",
     "DocumentTooLarge",
     "HistoryEntry",
+    "IdentityError",
     "InvalidInput",
     "InvalidMemberId",
     "InvalidMessageId",
@@ -53,15 +76,25 @@ __all__ = [
     "LeaseBusy",
     "LeaseError",
     "LeaseLost",
+    "MemberSession",
     "MutateTimeout",
+    "RecoveryResult",
+    "SessionEnded",
+    "SessionMoved",
     "SessionStatus",
     "Settings",
     "Snapshot",
+    "Stages",
     "StateError",
+    "StateManager",
     "StateStore",
+    "StateValidationError",
+    "StateValidator",
     "StoreFull",
     "StoreUnavailable",
+    "TransitionRefused",
     "VersionConflict",
     "VersionNotFound",
+    "Violation",
     "__version__",
 ]

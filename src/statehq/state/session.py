@@ -337,17 +337,17 @@ class MemberSession:
                 continue
             except StateValidationError as refused:
                 metrics.REFUSED_WRITES.inc()
-                self._audit_refusal("state.refused", refused, event)
+                self._audit_refusal("state.refused", refused, event, reason)
                 raise
             except TransitionRefused as refused:
                 metrics.REFUSED_TRANSITIONS.inc()
-                self._audit_refusal("transition.refused", refused, event)
+                self._audit_refusal("transition.refused", refused, event, reason)
                 raise
             self._snap = snap
             return snap
         raise SessionEnded(self.key)
 
-    def _audit_refusal(self, name: str, error: Exception, attempted: str) -> None:
+    def _audit_refusal(self, name: str, error: Exception, attempted: str, reason: str) -> None:
         detail: dict[str, Any] = {"attempted": attempted}
         if isinstance(error, StateValidationError):
             detail["violations"] = [str(v) for v in error.violations]
@@ -355,7 +355,7 @@ class MemberSession:
             detail.update(source=error.source, target=error.target)
         log.info("%s for %s: %s", name, self.key, error)
         self.manager.store.audit_append(
-            self.key, AuditEvent(name, self._channel_name(), str(error), detail)
+            self.key, AuditEvent(name, self._channel_name(), reason, detail)
         )
 
     def _leave_flow(self, doc: dict[str, Any]) -> dict[str, Any]:
