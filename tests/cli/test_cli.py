@@ -85,6 +85,10 @@ def test_recover_reset_and_unbind(data_dir: Path) -> None:
     reset = statehq(data_dir, "state", "reset", member, "--reason", "member asked")
     assert "reset to stage INIT at version 3" in reset.stdout
     assert "profile" not in statehq(data_dir, "state", "show", member).stdout
+    missing = statehq(data_dir, "state", "rollback", "member:typo", "3")
+    assert missing.returncode == 1
+    assert "nothing to roll back" in missing.stdout
+    assert "no live session" in statehq(data_dir, "state", "show", "member:typo").stdout
     unbound = statehq(data_dir, "identity", "unbind", member, "--reason", "recycled")
     assert unbound.returncode == 1
     assert "not bound to any member" in unbound.stderr

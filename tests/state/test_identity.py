@@ -172,3 +172,30 @@ def test_a_member_session_refuses_another_members_login(
     session.authenticate("m1", token())
     with pytest.raises(IdentityError, match="belongs to member 'm1'"):
         session.authenticate("m2", token())
+
+
+def test_logging_in_on_a_second_channel_while_mid_flow_on_the_first(
+    manager: StateManager, token: Callable[..., str]
+) -> None:
+    web = manager.open(WEB)
+    web.transition("AUTH")
+    web.authenticate("m1", token())
+    web.transition("MENU")
+    web.start_flow("offer", "amount")
+    phone = manager.open(PHONE)
+    phone.transition("AUTH")
+    phone.authenticate("m1", token())  # the phone's conversation (AUTH, no flow) wins
+    assert phone.get_stage() == "AUTH"
+    assert phone.get_flow() is None
+
+
+def test_the_next_holder_of_an_unbound_number_starts_afresh(
+    manager: StateManager, token: Callable[..., str]
+) -> None:
+    old = manager.open(PHONE)
+    old.transition("AUTH")
+    old.authenticate("m1", token())
+    manager.unbind(PHONE, reason="recycled")
+    newcomer = manager.open(PHONE)
+    assert not newcomer.expired
+    assert newcomer.version == 1

@@ -269,3 +269,38 @@ def test_rollback_through_the_manager_is_validated_and_audited(
     assert entry.event == "state.rolled_back"
     assert entry.detail == {"to_version": at_amount}
     assert "flow_data.data.amount" in entry.removed
+
+
+def test_a_stale_handle_cannot_write_into_a_flow_started_since(
+    manager: StateManager, token: Callable[..., str]
+) -> None:
+    stale = logged_in(manager, token())
+    stale.start_flow("offer", "amount")
+    fresh = manager.open(PHONE)
+    fresh.cancel_flow()
+    fresh.start_flow("ledger", "page")
+    with pytest.raises(InvalidInput, match="now in flow 'ledger', not 'offer'"):
+        stale.advance("recipient", {"amount": 5})
+    with pytest.raises(InvalidInput, match="now in flow 'ledger'"):
+        stale.record_validation(False, "bad")
+    assert manager.open(PHONE).get_flow()["data"] == {}  # type: ignore[index]
+
+
+def test_an_expiring_stale_token_does_not_clear_a_newer_one(store: StateStore) -> None:
+    clock = FakeClock()
+    manager = StateManager(store, stages=make_stages(), clock=clock)
+    old = make_jwt((clock.now + timedelta(seconds=30)).timestamp())
+    stale = logged_in(manager, old)
+    newer = make_jwt((clock.now + timedelta(minutes=10)).timestamp())
+    manager.open(PHONE).set_jwt(newer)
+    clock.now += timedelta(seconds=31)
+    assert stale.get_jwt() is None  # its own copy expired ...
+    assert manager.open(PHONE).get_jwt() == newer  # ... but the stored newer token stays
+
+
+def test_authenticate_needs_a_token_with_an_expiry(manager: StateManager) -> None:
+    session = manager.open(PHONE)
+    session.transition("AUTH")
+    with pytest.raises(InvalidInput, match="exp claim"):
+        session.authenticate("m1", "opaque")
+    assert manager.open(PHONE).key == PHONE

@@ -153,6 +153,10 @@ def test_tokens_live_only_in_jwt_token(validator: StateValidator) -> None:
     assert validator.violations(with_(member_id="m1", jwt_token=token)) == []
     leaked = in_flow(data={"auth": f"Bearer {token}"})
     assert paths(validator.violations(leaked)) == {"flow_data.data.auth"}
+    opaque = with_(profile={"header": "Authorization: Bearer s3cr3t-opaque"})
+    assert paths(validator.violations(opaque)) == {"profile.header"}
+    as_key = with_(profile={token: 1})
+    assert paths(validator.violations(as_key)) == {"profile (a key)"}
 
 
 def test_every_violation_is_listed_with_its_path(validator: StateValidator) -> None:

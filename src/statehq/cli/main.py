@@ -140,6 +140,9 @@ def run_state(manager: StateManager, args: argparse.Namespace) -> int:
         snap = session.update_state(args.patch, reason=args.reason)
         print(f"{session.key} is now at version {snap.version}")
     elif args.action == "rollback":
+        if store.get(key) is None:
+            print(f"no live session for {who} ({store.status(key).value}); nothing to roll back")
+            return 1
         snap = manager.open(who).rollback(args.version, reason=args.reason)
         print(f"restored version {args.version} of {key} as version {snap.version}")
     elif args.action == "recover":
@@ -147,7 +150,8 @@ def run_state(manager: StateManager, args: argparse.Namespace) -> int:
         if result.outcome == "healthy":
             print(f"{key} is healthy at version {result.version}; nothing to do")
         else:
-            print(f"{key} {result.outcome} at version {result.version}: {result.problem}")
+            problem = redact_text(result.problem)
+            print(f"{key} {result.outcome} at version {result.version}: {problem}")
     elif args.action == "reset":
         snap = manager.reset(who, reason=args.reason)
         print(f"{key} reset to stage INIT at version {snap.version} (identity kept)")

@@ -22,10 +22,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import metrics
-from ..errors import IdentityError, SessionMoved, VersionConflict
+from ..errors import IdentityError, InvalidInput, SessionEnded, SessionMoved, VersionConflict
 from ..store import Snapshot
 from ..store.audit import AuditEvent
 from .channels import ChannelId, member_key, member_of_key
+from .tokens import token_expiry
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -45,6 +46,8 @@ def bind(
 ) -> Snapshot:
     """Bind ``session``'s channel to ``member_id``; returns the member session's snapshot."""
     manager = session.manager
+    if token_expiry(token) is None:
+        raise InvalidInput("the token is not a JWT with a readable exp claim; nobody was logged in")
     target = member_key(member_id)
     identity: dict[str, Any] = {"member_id": member_id, "jwt_token": token, "authenticated": True}
     if session.channel is not None:
@@ -83,7 +86,12 @@ def _move(
                 ) from None
             session.key = target
             return None
-        carried = {k: v for k, v in (snap.doc if snap else {}).items() if k in CARRIED}
+        channel_doc = snap.doc if snap else {}
+        # The conversation moves as a whole: the channel's stage and flow (even "no
+        # flow") replace the member's, or a member mid-flow elsewhere could not log in.
+        carried = {k: channel_doc[k] for k in CARRIED if k in channel_doc}
+        carried.setdefault("flow_data", None)
+        carried.setdefault("stage", channel_doc.get("stage", "INIT"))
         events = ("identity.bound", "auth.login")
         written = _write_member(manager, session, target, carried, identity, reason, events)
         event = AuditEvent("identity.bound", channel_key, reason, {"to": target})
@@ -123,20 +131,26 @@ def _write_member(
 def unbind(manager: StateManager, channel: ChannelId, reason: str) -> str:
     """Detach ``channel`` from its member, whose session forgets it; returns the member key."""
     store = manager.store
-    event = AuditEvent("identity.unbound", channel.key, reason, {})
-    target = store.unbind(channel.key, event)
-    metrics.IDENTITY_CHANGES.labels("unbound").inc()
+    target = store.route(channel.key)
+    if target is None:
+        raise IdentityError(f"{channel.key} is not bound to any member; nothing was changed")
     bound_channel = channel.as_dict()
 
     def forget(doc: dict[str, Any]) -> dict[str, Any] | None:
-        if not doc or doc.get("channel") != bound_channel:
+        if not doc:
+            raise SessionEnded(target)
+        if doc.get("channel") != bound_channel:
             return None
         # The number changed hands: its new holder must not inherit the login.
         return {**doc, "channel": None, "jwt_token": None, "authenticated": False}
 
+    # The member's session forgets the channel first, then the route goes: a failure in
+    # between leaves the channel bound, so running unbind again finishes the job.
     member_event = AuditEvent("identity.unbound", channel.key, reason, {"channel": channel.key})
-    if store.get(target) is None:
-        store.audit_append(target, member_event)
-    else:
+    try:
         store.mutate(target, forget, audit=(member_event,))
+    except SessionEnded:
+        store.audit_append(target, member_event)
+    store.unbind(channel.key, AuditEvent("identity.unbound", channel.key, reason, {}))
+    metrics.IDENTITY_CHANGES.labels("unbound").inc()
     return target

@@ -136,7 +136,10 @@ class StateManager:
         return MemberSession(self, key, channel, snap, expired=expired, lease=lease)
 
     def _recover_into(self, key: str, channel: ChannelId | None, lease: Any) -> MemberSession:
-        result, snap = recovery.recover(self, key, channel, "found while opening the session")
+        try:
+            result, snap = recovery.recover(self, key, channel, "found while opening the session")
+        except VersionConflict:  # another process repaired or wrote it first: read that
+            return self.open(channel or key, lease=lease)
         if snap is None:
             return self._start(key, channel, lease)
         return MemberSession(self, key, channel, snap, recovered=result, lease=lease)

@@ -80,7 +80,8 @@ def recover(
             continue
         doc = {k: v for k, v in entry.doc.items() if k not in ("_version", "_last_updated")}
         detail = {"restored_from": entry.version, "problem": problem}
-        written = _write(manager, key, doc, AuditEvent("state.recovered", "", reason, detail))
+        event = AuditEvent("state.recovered", "", reason, detail)
+        written = _write(manager, key, doc, event, snap)
         metrics.RECOVERIES.labels("restored").inc()
         log.warning("restored %s from version %d: %s", key, entry.version, problem)
         return RecoveryResult("restored", written.version, entry.version, problem), written
@@ -129,10 +130,19 @@ def _channel_from(history: list[Any]) -> ChannelId | None:
     return None
 
 
-def _write(manager: StateManager, key: str, doc: dict[str, Any], event: AuditEvent) -> Snapshot:
+def _write(
+    manager: StateManager,
+    key: str,
+    doc: dict[str, Any],
+    event: AuditEvent,
+    seen: Snapshot | None = None,
+) -> Snapshot:
     store = manager.store
+    # When the bad document was readable, only replace that version: a valid write that
+    # landed since must not be overwritten by an older version (VersionConflict instead).
+    expected = seen.version if seen is not None else None
     try:
-        return store.replace(key, doc, audit=(event,))
+        return store.replace(key, doc, expected_version=expected, audit=(event,))
     except CorruptState:
         # Not even a hash (someone SET a string over it): clear the keys, keep the version counter.
         store.discard(key)

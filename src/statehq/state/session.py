@@ -192,13 +192,14 @@ class MemberSession:
         """Go to ``step``, merging ``data`` into the flow's data; validation starts afresh."""
         patch = copy.deepcopy(dict(data or {}))
 
+        flow_id = self._flow_id()
+
         def go(doc: dict[str, Any]) -> None:
-            flow = _active_flow(doc, self.key)
+            flow = _active_flow(doc, self.key, flow_id)
             flow["step"] = step
             flow["data"] = merge_patch(flow.get("data") or {}, patch)
             flow["_validation"] = fresh_validation()
 
-        flow_id = self._flow_id()
         detail = {"flow": flow_id, "step": step}
         return self._write(go, "flow.step", detail=detail, message_id=message_id)
 
@@ -207,8 +208,10 @@ class MemberSession:
         at = self.manager.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         error = redact_text(error) if error else error  # it may echo what the member typed
 
+        expected = self._flow_id()
+
         def count(doc: dict[str, Any]) -> None:
-            flow = _active_flow(doc, self.key)
+            flow = _active_flow(doc, self.key, expected)
             validation = dict(flow.get("_validation") or fresh_validation())
             validation["attempts"] = int(validation.get("attempts", 0)) + 1
             validation["in_progress"] = not ok
@@ -328,9 +331,12 @@ class MemberSession:
             return after
 
         for _ in range(3):
+            # A lease fences the key it was taken on; after a move to the member's key
+            # the channel's lease no longer applies there (issue 5 leases member keys).
+            lease = self.lease if getattr(self.lease, "member_id", None) == self.key else None
             try:
                 snap = store.mutate(
-                    self.key, apply, message_id=message_id, lease=self.lease, audit=events
+                    self.key, apply, message_id=message_id, lease=lease, audit=events
                 )
             except SessionMoved as moved:
                 self.key = moved.target
@@ -393,23 +399,33 @@ class MemberSession:
         metrics.TOKEN_REFRESHES.labels("refreshed").inc()
 
         def put(doc: dict[str, Any]) -> None:
-            doc["jwt_token"] = fresh
+            if doc.get("jwt_token") == token:  # another handle may have stored a newer one
+                doc["jwt_token"] = fresh
 
         self._write(put, "token.refreshed")
         return fresh
 
     def _expire_token(self) -> None:
+        expired = self._snap.doc.get("jwt_token")
+
         def drop(doc: dict[str, Any]) -> None:
-            doc["jwt_token"] = None
-            doc["authenticated"] = False
+            if doc.get("jwt_token") == expired:  # a newer token stored meanwhile stays
+                doc["jwt_token"] = None
+                doc["authenticated"] = False
 
         self._write(drop, "token.expired", reason="the backend token expired and was not refreshed")
 
 
-def _active_flow(doc: dict[str, Any], key: str) -> dict[str, Any]:
+def _active_flow(doc: dict[str, Any], key: str, expected: str | None) -> dict[str, Any]:
+    """The stored flow, if it is the one this handle last saw (not one started since)."""
     flow = doc.get("flow_data")
     if not isinstance(flow, dict):
         raise InvalidInput(f"session {key!r} has no active flow; start one with start_flow()")
+    if expected is not None and flow.get("id") != expected:
+        raise InvalidInput(
+            f"session {key!r} is now in flow {flow.get('id')!r}, not {expected!r}; "
+            f"nothing was written. Reload the session and continue from its current step"
+        )
     return flow
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import StateValidationError, Violation
-from ..redact import SECRET_FIELDS, looks_like_token
+from ..redact import SECRET_FIELDS, looks_like_token, redact_text
 from .channels import CHANNEL_TYPES
 from .model import TOP_LEVEL_FIELDS, MemberState
 from .stages import Stages
@@ -162,6 +162,10 @@ class StateValidator:
         return found
 
 
+def _holds_secret(text: str) -> bool:
+    return looks_like_token(text) or redact_text(text) != text
+
+
 def _keys_named(value: Any, name: str, path: str) -> list[str]:
     if isinstance(value, Mapping):
         found = [f"{path}.{name}"] if name in value else []
@@ -175,13 +179,17 @@ def _keys_named(value: Any, name: str, path: str) -> list[str]:
 
 def _token_strings(value: Any, path: str = "") -> list[str]:
     if isinstance(value, str):
-        return [path or "(document)"] if looks_like_token(value) else []
+        return [path or "(document)"] if _holds_secret(value) else []
     if isinstance(value, Mapping):
         found = []
         for key, item in value.items():
             if not path and key in SECRET_FIELDS:
                 continue
-            found += _token_strings(item, f"{path}.{key}" if path else str(key))
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _holds_secret(key):
+                found.append(f"{path or '(document)'} (a key)")
+                continue
+            found += _token_strings(item, where)
         return found
     if isinstance(value, list):
         return [p for i, item in enumerate(value) for p in _token_strings(item, f"{path}[{i}]")]

@@ -70,8 +70,10 @@ class Snapshot:
     __hash__ = None  # type: ignore[assignment]  # mutable document: not hashable
 
     def __repr__(self) -> str:
+        from ..redact import redact_value  # the token must not reach a log via repr()
+
         return (
-            f"Snapshot(doc={self.doc!r}, version={self.version}, ttl={self.ttl}, "
+            f"Snapshot(doc={redact_value(self.doc)!r}, version={self.version}, ttl={self.ttl}, "
             f"duplicate={self.duplicate})"
         )
 

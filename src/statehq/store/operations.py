@@ -30,6 +30,7 @@ from ..errors import (
     VersionConflict,
     VersionNotFound,
 )
+from ..redact import redact_text
 from . import codec
 from .audit import AuditEvent, secret_names, timestamp_leaf
 from .keys import KeySpace, MemberKeys
@@ -216,7 +217,7 @@ class Operations:
             return None
         if status == b"MOVED":
             raise SessionMoved(member_id, reply[1].decode())
-        raise RuntimeError(f"unexpected reply from update script: {reply!r}")
+        raise RuntimeError(f"unexpected reply from update script: {redact_text(repr(reply))}")
 
     def update(self, member_id: str, patch: object, **kw: Any) -> Operation:
         """Apply an RFC 7386 merge patch."""

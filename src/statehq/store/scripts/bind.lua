@@ -22,7 +22,8 @@ if current then return {"BOUND", current} end
 local version = tonumber(redis.call("HGET", KEYS[1], "_version")) or 0
 if version ~= tonumber(ARGV[1]) then return {"CONFLICT", version} end
 redis.call("SET", KEYS[3], ARGV[2])
-redis.call("DEL", KEYS[1], KEYS[2])
+-- seen goes too: after an unbind, the number's next holder starts afresh, not "expired".
+redis.call("DEL", KEYS[1], KEYS[2], KEYS[5])
 local id = redis.call("XADD", KEYS[4], "MAXLEN", ARGV[4], "*",
   "ts", ARGV[5], "event", "identity.bound", "channel", ARGV[6], "reason", ARGV[7],
   "detail", ARGV[8], "v_before", tostring(version), "v_after", "", "fields", "[]",
