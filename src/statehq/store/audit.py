@@ -193,17 +193,20 @@ def _int(text: str | None) -> int | None:
 # -- operations (sans-I/O generators, driven by StateStore / AsyncStateStore) -----------
 
 
+def entry_args(
+    ops: Operations, fields: list[bytes | str | int]
+) -> tuple[str, list[bytes | str | int]]:
+    """The timestamp leaf, and the arguments every appending script starts with:
+    retention in ms, max entries, timestamp, then the entry's own ``fields``."""
+    s = ops.settings
+    leaf = timestamp_leaf(ops.clock())
+    return leaf, [max(1, round(s.audit_retention * 1000)), s.audit_max_entries, leaf, *fields]
+
+
 def append(ops: Operations, session: str, event: AuditEvent) -> Operation:
     """Record an event that changes no state; returns the entry id."""
     keys = ops.keys.member(session)
-    s = ops.settings
-    leaf = timestamp_leaf(ops.clock())
-    args: list[bytes | str | int] = [
-        max(1, round(s.audit_retention * 1000)),
-        s.audit_max_entries,
-        leaf,
-        *event.encoded(),
-    ]
+    leaf, args = entry_args(ops, event.encoded())
     entry_id = yield Script("audit_append", [keys.audit, keys.seen], args)
     yield ops.tail_command(session, event.event, None, entry_id, leaf)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

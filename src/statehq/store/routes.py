@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import IdentityError, VersionConflict
-from .audit import AuditEvent, timestamp_leaf
+from .audit import AuditEvent, entry_args
 from .requests import Command, Operation, Script
 
 if TYPE_CHECKING:
@@ -40,16 +40,8 @@ def bind(
     """Route ``session`` to ``target`` if it is still at ``copied_version``; drop its doc."""
     keys = ops.keys.member(session)
     ops.keys.member(target)  # validates the target key
-    s = ops.settings
-    leaf = timestamp_leaf(ops.clock())
-    args: list[bytes | str | int] = [
-        copied_version,
-        target,
-        max(1, round(s.audit_retention * 1000)),
-        s.audit_max_entries,
-        leaf,
-        *event.encoded()[1:],
-    ]
+    leaf, audit_args = entry_args(ops, event.encoded()[1:])
+    args: list[bytes | str | int] = [copied_version, target, *audit_args]
     reply = yield Script("bind", [keys.doc, keys.hist, keys.route, keys.audit, keys.seen], args)
     if reply[0] == b"BOUND":
         current = reply[1].decode()
@@ -66,14 +58,7 @@ def bind(
 def unbind(ops: Operations, session: str, event: AuditEvent) -> Operation:
     """Remove ``session``'s route; returns the key it was bound to."""
     keys = ops.keys.member(session)
-    s = ops.settings
-    leaf = timestamp_leaf(ops.clock())
-    args: list[bytes | str | int] = [
-        max(1, round(s.audit_retention * 1000)),
-        s.audit_max_entries,
-        leaf,
-        *event.encoded()[1:],
-    ]
+    leaf, args = entry_args(ops, event.encoded()[1:])
     reply = yield Script("unbind", [keys.route, keys.audit], args)
     if reply[0] == b"NOTBOUND":
         raise IdentityError(f"{session} is not bound to any member; nothing was changed")
