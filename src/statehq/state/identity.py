@@ -27,6 +27,7 @@ from ..store import Snapshot
 from ..store.audit import AuditEvent
 from .channels import ChannelId, member_key, member_of_key
 from .tokens import token_expiry
+from .validator import watched
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -118,7 +119,7 @@ def _write_member(
     channel = session.channel.key if session.channel else ""
 
     def merge(doc: dict[str, Any]) -> dict[str, Any]:
-        before = copy.deepcopy(doc)
+        before = watched(doc)
         after = {**doc, **copy.deepcopy(carried), **copy.deepcopy(identity)}
         manager.validator.check(target, before, after, identity=True)
         return after

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from .. import metrics
 from ..errors import CorruptState
 from ..redact import get_logger
-from ..store import Snapshot
+from ..store import HistoryEntry, Snapshot
 from ..store.audit import AuditEvent
+from ..store.codec import STORE_FIELDS
 from .channels import ChannelId, member_of_key
 from .model import STAGE_INIT
 
@@ -70,15 +71,11 @@ def recover(
     if not problem:
         version = snap.version if snap else 0
         return RecoveryResult("healthy", version, None, ""), snap
-    store = manager.store
-    try:
-        history = store.history(key, skip_corrupt=True)
-    except CorruptState:
-        history = []
+    history = _history(manager, key)
     for entry in history:
         if manager.validator.violations(entry.doc):
             continue
-        doc = {k: v for k, v in entry.doc.items() if k not in ("_version", "_last_updated")}
+        doc = {k: v for k, v in entry.doc.items() if k not in STORE_FIELDS}
         detail = {"restored_from": entry.version, "problem": problem}
         event = AuditEvent("state.recovered", "", reason, detail)
         written = _write(manager, key, doc, event, snap)
@@ -98,12 +95,16 @@ def recover(
 
 def reset(manager: StateManager, key: str, channel: ChannelId | None, reason: str) -> Snapshot:
     """Replace ``key``'s session with the safe state that keeps identity (audited)."""
-    try:
-        history = manager.store.history(key, skip_corrupt=True)
-    except CorruptState:
-        history = []
-    doc = safe_state(key, channel, history)
+    doc = safe_state(key, channel, _history(manager, key))
     return _write(manager, key, doc, AuditEvent("state.reset", "", reason, {}))
+
+
+def _history(manager: StateManager, key: str) -> list[HistoryEntry]:
+    """The decodable history entries, newest first; none when the list itself is garbage."""
+    try:
+        return manager.store.history(key, skip_corrupt=True)
+    except CorruptState:
+        return []
 
 
 def safe_state(key: str, channel: ChannelId | None, history: list[Any]) -> dict[str, Any]:

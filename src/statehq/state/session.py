@@ -25,9 +25,11 @@ from ..errors import (
 from ..redact import get_logger, redact_text
 from ..store import DEFAULT_PRESERVE, Snapshot
 from ..store.audit import AuditEvent
+from ..store.codec import STORE_FIELDS
 from .channels import ChannelId, member_of_key
 from .model import STAGE_AUTH, STAGE_INIT, STAGE_MENU, fresh_validation
 from .tokens import token_expiry
+from .validator import watched
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -281,7 +283,7 @@ class MemberSession:
         restored = {k: v for k, v in target.doc.items() if not k.startswith("_")}
 
         def restore(doc: dict[str, Any]) -> dict[str, Any]:
-            return {**restored, **{k: doc[k] for k in ("_version", "_last_updated") if k in doc}}
+            return {**restored, **{k: doc[k] for k in STORE_FIELDS if k in doc}}
 
         detail = {"to_version": version}
         return self._write(
@@ -319,7 +321,7 @@ class MemberSession:
         def apply(doc: dict[str, Any]) -> dict[str, Any]:
             if not doc:
                 raise SessionEnded(self.key)
-            before = copy.deepcopy(doc)
+            before = watched(doc)
             result = change(doc)
             after = doc if result is None else result
             source = before.get("stage", STAGE_INIT)
@@ -370,7 +372,7 @@ class MemberSession:
         stages = self.manager.stages
         back_to_auth = not doc.get("authenticated") and stages.allows(flow_id, STAGE_AUTH)
         kept["stage"] = STAGE_AUTH if back_to_auth else STAGE_MENU
-        for name in ("_version", "_last_updated"):
+        for name in STORE_FIELDS:
             if name in doc:
                 kept[name] = doc[name]
         return kept

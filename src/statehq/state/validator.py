@@ -19,6 +19,7 @@ Write rules (a change from ``before`` to ``after``):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,12 +27,23 @@ from pydantic import ValidationError
 
 from ..errors import StateValidationError, Violation
 from ..redact import SECRET_FIELDS, looks_like_token, redact_text
+from ..store.codec import STORE_FIELDS
 from .channels import CHANNEL_TYPES
 from .model import TOP_LEVEL_FIELDS, MemberState
 from .stages import Stages
 
-STORE_FIELDS = ("_version", "_last_updated")
 IDENTITY_FIELDS = ("member_id", "channel")
+WATCHED_FIELDS = (*sorted(STORE_FIELDS), *IDENTITY_FIELDS, "stage")
+"""The only fields a change rule (or a stage transition) compares before and after."""
+
+
+def watched(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the fields the change rules compare: enough "before" for :meth:`check`.
+
+    Cheaper than copying the whole document on every write, which the rules never read.
+    """
+    return {name: copy.deepcopy(doc[name]) for name in WATCHED_FIELDS if name in doc}
+
 
 _PLAIN = {
     "extra_forbidden": "unknown field",
