@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# Until the service lands (issue 5), `make run` is the terminal chat with the credex bot:
+# demo members seeded, you chatting as PHONE (a newcomer by default).
+PHONE ?= 263770000001
+
 run: $(STAMP)
-	$(BIN)/statehq shell
+	@$(BIN)/statehq ledger seed
+	$(BIN)/statehq chat --as $(PHONE)
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -32,12 +32,21 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_AUDIT_MAX_ENTRIES": "50",
         "STATEHQ_AUDIT_TAIL_LENGTH": "500",
         "STATEHQ_JWT_REFRESH_MARGIN": "30",
+        "STATEHQ_BACKEND_URL": "https://ledger.example/api/",
+        "STATEHQ_BACKEND_API_KEY": " k1 ",
+        "STATEHQ_WELCOME_GRANT": "25.5 zwg",
     }
     assert set(env) == {v.name for v in VARIABLES}
     s = Settings.from_env(env)
     assert s.redis_url == "redis://localhost:6379/0"
     assert (s.audit_retention, s.audit_max_entries, s.audit_tail_length) == (86400.0, 50, 500)
     assert s.jwt_refresh_margin == 30.0
+    assert (s.backend_url, s.backend_api_key, s.welcome_grant) == (
+        "https://ledger.example/api",
+        "k1",
+        "25.5 ZWG",
+    )
+    assert "k1" not in repr(s)  # the API key never reaches a log line through a repr
     assert (s.data_dir, s.appendfsync, s.maxmemory, s.keep_server) == (
         Path("/tmp/x"),
         "always",
@@ -58,6 +67,9 @@ def test_every_variable_is_read() -> None:
     [
         ("STATEHQ_REDIS_URL", "http://x", "must start with redis://"),
         ("STATEHQ_APPENDFSYNC", "sometimes", "'everysec' or 'always'"),
+        ("STATEHQ_BACKEND_URL", "ledger.local", "http:// or https:// URL"),
+        ("STATEHQ_WELCOME_GRANT", "lots", "like '100 USD', or 0"),
+        ("STATEHQ_WELCOME_GRANT", "100", "like '100 USD', or 0"),
         ("STATEHQ_SESSION_TTL", "five", "number of seconds"),
         ("STATEHQ_SESSION_TTL", "-1", "greater than 0"),
         ("STATEHQ_HISTORY_LENGTH", "0", "at least 1"),

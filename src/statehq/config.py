@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,22 @@ def _prefix(name: str, raw: str) -> str:
     return value
 
 
+def _http_url(name: str, raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return url
+
+
+def _grant(name: str, raw: str) -> str:
+    parts = raw.split()
+    if parts == ["0"]:
+        return "0"
+    if len(parts) != 2 or not re.fullmatch(r"\d+(\.\d{1,4})?", parts[0]) or not parts[1].isalpha():
+        raise ConfigError(f"{name} must be an amount and a denomination like '100 USD', or 0")
+    return f"{parts[0]} {parts[1].upper()}"
+
+
 def size_in_bytes(size: str) -> int:
     """Convert a size such as ``256mb`` (as accepted by the settings) to bytes."""
     match = _SIZE.match(size)
@@ -107,6 +123,9 @@ class Settings:
     audit_max_entries: int = 10_000
     audit_tail_length: int = 100_000
     jwt_refresh_margin: float = 60.0
+    backend_url: str | None = None
+    backend_api_key: str | None = field(default=None, repr=False)
+    welcome_grant: str = "100 USD"
 
     def __post_init__(self) -> None:
         # Accept a str for convenience (StateStore.open(data_dir="/tmp/x")).
@@ -115,7 +134,7 @@ class Settings:
         # the error names the variable a user would set.
         for var in VARIABLES:
             value = getattr(self, var.attr)
-            if value is not None and var.attr not in ("data_dir", "keep_server"):
+            if value is not None and var.attr not in ("data_dir", "keep_server", "backend_api_key"):
                 var.parse(var.name, str(value))
 
     @classmethod
@@ -125,7 +144,7 @@ class Settings:
         values: dict[str, Any] = {}
         for var in VARIABLES:
             raw = env.get(var.name)
-            if raw is not None and (raw.strip() or var.attr == "redis_url"):
+            if raw is not None and (raw.strip() or var.attr in ("redis_url", "backend_url")):
                 values[var.attr] = var.parse(var.name, raw) if raw.strip() else None
         return cls(**values).override(**overrides)
 
@@ -263,5 +282,28 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_float,
         "60",
         "A backend token this close to its exp claim (seconds) is refreshed before use.",
+    ),
+    Variable(
+        "STATEHQ_BACKEND_URL",
+        "backend_url",
+        _http_url,
+        "(unset: built-in ledger)",
+        "Base URL of a credex-core compatible API for the credex bot, instead of the "
+        "built-in SQLite ledger under the data dir.",
+    ),
+    Variable(
+        "STATEHQ_BACKEND_API_KEY",
+        "backend_api_key",
+        lambda _n, raw: raw.strip(),
+        "(unset)",
+        "Sent as X-API-Key to the backend; `statehq ledger serve` requires it when set.",
+    ),
+    Variable(
+        "STATEHQ_WELCOME_GRANT",
+        "welcome_grant",
+        _grant,
+        "100 USD",
+        "What the built-in ledger credits a newly registered member (demo money, so a "
+        "newcomer can offer a credex at once); 0 for nothing.",
     ),
 )

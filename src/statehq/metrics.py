@@ -34,3 +34,12 @@ IDENTITY_CHANGES = Counter(
     "Channel identities bound to or unbound from members.",
     ["change"],
 )
+FLOW_FAILURES = Counter(
+    "statehq_flow_failures_total",
+    "Messages whose handling failed and were answered with an apology, by error kind.",
+    ["kind"],
+)
+STALE_TAPS = Counter(
+    "statehq_stale_taps_total",
+    "Taps on a menu that was no longer current (answered, never applied).",
+)

@@ -3,6 +3,8 @@
     statehq state show|history|update|rollback|recover|reset MEMBER ...
     statehq audit MEMBER [--since ID|TIME] [--limit N]     statehq audit --tail
     statehq identity unbind CHANNEL --reason TEXT
+    statehq chat --as PHONE   chat with the credex bot (numbered options; scriptable on stdin)
+    statehq ledger seed|serve the built-in credex ledger: demo members, its REST API
     statehq shell          an interactive prompt for the same state commands
     statehq health         check the store: connection, scripts, lease, state round trip
     statehq bench          run the benchmarks and write docs/benchmarks/
@@ -26,11 +28,14 @@ from datetime import datetime
 from typing import Any
 
 from .. import __version__
+from ..config import Settings
+from ..credex.app import credex_stages
 from ..errors import StateError, VersionConflict
 from ..redact import redact_text, redact_value
 from ..state import StateManager
 from ..store import StateStore
 from ..store.embedded import EmbeddedValkey
+from . import chat
 
 PROMPT = "statehq> "
 
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     unbind = ident_actions.add_parser("unbind", help="detach a channel from its member")
     unbind.add_argument("channel", help="e.g. whatsapp:263771234567")
     unbind.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    chat.add_commands(commands)
     commands.add_parser("shell", help="interactive prompt for state commands")
     commands.add_parser("health", help="check the store end to end")
     bench = commands.add_parser("bench", help="run the benchmarks")
@@ -231,7 +237,12 @@ def _run_audit(manager: StateManager, args: argparse.Namespace) -> int:
     if not args.member:
         print("statehq: audit needs a MEMBER, or --tail for every session", file=sys.stderr)
         return 2
-    return _print_audit(manager.audit.read(args.member, args.since, args.limit))
+    status = _print_audit(manager.audit.read(args.member, args.since, args.limit))
+    bound_to = manager.store.route(_key(args.member))
+    if bound_to is not None:  # the conversation continued under the member's key
+        print(f"-- {args.member} is bound to {bound_to}; its trail continues there:")
+        status = _print_audit(manager.audit.read(bound_to, args.since, args.limit))
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(output=args.output, quick=args.quick)
     try:
+        if args.command == "ledger":
+            return chat.run_ledger(Settings.from_env(), args)
         with StateStore.open(url=args.url) as store:
             if store.settings.redis_url is None and args.command == "shell":
                 where = EmbeddedValkey(store.settings)
@@ -250,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"statehq {__version__}: embedded Valkey at {where.socket_path} "
                     f"(data in {where.data_dir}, appendfsync {store.settings.appendfsync})"
                 )
-            manager = StateManager(store)
+            if args.command == "chat":
+                return chat.run_chat(store, args.phone)
+            manager = StateManager(store, stages=credex_stages())
             if args.command == "state":
                 return run_state(manager, args)
             if args.command == "audit":

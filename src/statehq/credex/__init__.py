@@ -1,0 +1,1 @@
+"""The reference bot: a WhatsApp front end to a community credit ledger (credex)."""

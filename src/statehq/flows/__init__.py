@@ -1,0 +1,62 @@
+"""The flow engine: headquarters routes each message; flows are steps of four kinds.
+
+Channel-neutral: flows answer with :mod:`~statehq.flows.messages` that each channel
+renders. Nothing here knows about any particular bot (the credex bot lives in
+:mod:`statehq.credex`).
+"""
+
+from .components import (
+    Abandon,
+    Answer,
+    Api,
+    Confirm,
+    Display,
+    Finish,
+    Flow,
+    Goto,
+    Input,
+    Invalid,
+    Outcome,
+    Retry,
+    Step,
+    Wait,
+    match_option,
+)
+from .engine import Bot, Headquarters
+from .inbound import GREETINGS, Inbound, is_cancel, is_greeting, normalize, stamp, unstamp
+from .messages import Buttons, Message, MessageLimitError, Option, OptionList, Text
+from .turn import Turn
+
+__all__ = [
+    "GREETINGS",
+    "Abandon",
+    "Answer",
+    "Api",
+    "Bot",
+    "Buttons",
+    "Confirm",
+    "Display",
+    "Finish",
+    "Flow",
+    "Goto",
+    "Headquarters",
+    "Inbound",
+    "Input",
+    "Invalid",
+    "Message",
+    "MessageLimitError",
+    "Option",
+    "OptionList",
+    "Outcome",
+    "Retry",
+    "Step",
+    "Text",
+    "Turn",
+    "Wait",
+    "is_cancel",
+    "is_greeting",
+    "match_option",
+    "normalize",
+    "stamp",
+    "unstamp",
+]

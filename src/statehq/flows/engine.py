@@ -1,0 +1,228 @@
+"""Headquarters: routes each message to where the conversation is.
+
+    greeting, "menu"  → leave any flow; the bot's home (login, then its menu)
+    "cancel"          → abandon the flow; home
+    a stale tap       → "that menu has expired" and the current prompt, nothing applied
+    an active flow    → the waiting step takes the answer
+    a home-menu pick  → start that flow (or the bot answers it)
+    anything else     → home
+
+Every step change goes through the state manager (validated, versioned, audited); the
+engine keeps nothing between messages, so any worker can take a member's next message.
+Options are sent stamped with the session version they were drawn at: a tap carrying
+an older version is stale (see :mod:`statehq.flows.inbound`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from .. import metrics
+from ..redact import get_logger, redact_text
+from ..state import StateManager
+from ..store.audit import AuditEvent
+from .components import (
+    Answer,
+    Finish,
+    Flow,
+    Goto,
+    Outcome,
+    Retry,
+    Step,
+    Wait,
+    match_option,
+)
+from .inbound import Inbound, is_cancel, is_greeting, stamp, unstamp
+from .messages import Message, Text, with_ids
+from .turn import Turn
+
+log = get_logger(__name__)
+
+EXPIRED = "Your session timed out after a few quiet minutes, so we are starting afresh."
+STALE = "That menu has expired; here is the current one."
+MAX_HOPS = 20  # steps one message may pass through; more means a flow loops
+
+
+class Bot(Protocol):
+    """What a bot gives the engine: its flows, its home menu and its login."""
+
+    flows: Sequence[Flow]
+    token_rejected: tuple[type[Exception], ...]
+
+    def home(self, turn: Turn) -> list[Message]:
+        """The home screen: log in if needed, then the menu (its last message's options)."""
+        ...
+
+    def choose(self, turn: Turn, option: str) -> str | list[Message] | None:
+        """A home-menu pick: a flow id to start, messages to answer with, or None."""
+        ...
+
+    def relogin(self, turn: Turn) -> str:
+        """Log the member in again and store the new token; returns it."""
+        ...
+
+    def explain(self, error: Exception) -> str | None:
+        """A message the member can act on for a bot-specific error, else None."""
+        ...
+
+
+class Headquarters:
+    """The flow engine: ``handle(inbound)`` returns the replies for one message."""
+
+    def __init__(self, manager: StateManager, bot: Bot) -> None:
+        self.manager = manager
+        self.bot = bot
+        self.flows = {flow.id: flow for flow in bot.flows}
+        for flow in bot.flows:
+            if flow.id not in manager.stages:
+                manager.stages.add_flow(flow.id, before_auth=flow.before_auth)
+
+    def handle(self, inbound: Inbound) -> list[Message]:
+        """Process one inbound message; the replies come back with stamped option ids."""
+        session = self.manager.open(inbound.channel)
+        turn = Turn(self, session, inbound)
+        replies: list[Message] = []
+        if session.recovered is not None and session.recovered.outcome != "healthy":
+            replies.append(Text(session.recovered.message))
+        try:
+            replies.extend(self._route(turn))
+        except Exception as error:  # a member never sees a bare exception
+            replies.append(self._failure(turn, error))
+        return _stamped(replies, turn.session.version)
+
+    # -- routing ------------------------------------------------------------------------
+
+    def _route(self, turn: Turn) -> list[Message]:
+        session, inbound = turn.session, turn.inbound
+        if session.expired:
+            return [Text(EXPIRED), *self.bot.home(turn)]
+        choice = None
+        if inbound.choice is not None:
+            version, choice = unstamp(inbound.choice)
+            if version is not None and version != session.version:
+                metrics.STALE_TAPS.inc()
+                return [Text(STALE), *self._current(turn)]
+        answer = Answer(inbound.text, choice)
+        if choice in ("menu", "home") or (choice is None and is_greeting(inbound.text)):
+            return self._leave(turn, "the member went home")
+        if choice == "cancel" or (choice is None and is_cancel(inbound.text)):
+            return self._leave(turn, "the member cancelled", cancelled=True)
+        flow = session.get_flow()
+        if flow is not None:
+            return self._continue(turn, flow["id"], flow["step"], answer)
+        return self._menu(turn, answer)
+
+    def _leave(self, turn: Turn, reason: str, *, cancelled: bool = False) -> list[Message]:
+        active = turn.session.get_flow()
+        flow = self.flows.get(active["id"]) if active else None
+        if active is not None:
+            turn.session.cancel_flow(reason=reason)
+        said: list[Message] = []
+        if flow is not None and cancelled:
+            said.append(Text(f"Cancelled “{flow.title}”. Nothing was sent."))
+        return [*said, *self.bot.home(turn)]
+
+    def _current(self, turn: Turn) -> list[Message]:
+        flow = turn.session.get_flow()
+        step = self._step(flow["id"], flow["step"]) if flow else None
+        return list(step.prompt(turn)) if step else self.bot.home(turn)
+
+    def _continue(self, turn: Turn, flow_id: str, step_name: str, answer: Answer) -> list[Message]:
+        step = self._step(flow_id, step_name)
+        if step is None:  # the flow changed under a live conversation: start over cleanly
+            turn.session.cancel_flow(reason=f"flow {flow_id}/{step_name} no longer exists")
+            return self.bot.home(turn)
+        return self._run(turn, self.flows[flow_id], step, step.answer(turn, answer))
+
+    def _menu(self, turn: Turn, answer: Answer) -> list[Message]:
+        home: list[Message] = []
+        picked = answer.choice
+        if picked is None:
+            home = self.bot.home(turn)
+            picked = match_option(home[-1] if home else None, answer)
+            if picked is None:
+                return home
+        result = self.bot.choose(turn, picked)
+        if isinstance(result, str):
+            return self.start(turn, result)
+        if result is None:
+            return [Text("That option is not available now."), *(home or self.bot.home(turn))]
+        return result
+
+    # -- running a flow -----------------------------------------------------------------
+
+    def start(self, turn: Turn, flow_id: str) -> list[Message]:
+        """Start flow ``flow_id`` at its first step (the stage change is validated)."""
+        flow = self.flows[flow_id]
+        turn.session.start_flow(flow.id, step=flow.first.name)
+        return self._run(turn, flow, flow.first, flow.first.enter(turn))
+
+    def _run(self, turn: Turn, flow: Flow, step: Step, outcome: Outcome) -> list[Message]:
+        session, replies = turn.session, list[Message]()
+        for _ in range(MAX_HOPS):
+            if isinstance(outcome, Wait):
+                return [*replies, *outcome.say]
+            if isinstance(outcome, Goto):
+                replies.extend(outcome.say)
+                session.advance(outcome.step, outcome.data)
+                found = flow.step(outcome.step)
+                if found is None:
+                    raise LookupError(f"flow {flow.id!r} has no step {outcome.step!r}")
+                step, outcome = found, found.enter(turn)
+                continue
+            if isinstance(outcome, Retry):
+                return [*replies, *self._retry(turn, flow, step, outcome)]
+            if isinstance(outcome, Finish):
+                session.end_flow(reason="completed")
+            else:
+                session.cancel_flow(reason=outcome.reason)
+            return [*replies, *outcome.say, *(self.bot.home(turn) if outcome.home else [])]
+        raise RecursionError(f"flow {flow.id!r} passed {MAX_HOPS} steps on one message")
+
+    def _retry(self, turn: Turn, flow: Flow, step: Step, retry: Retry) -> list[Message]:
+        attempts = turn.session.record_validation(False, retry.error)
+        if attempts < flow.attempts:
+            return [Text(retry.error), *step.prompt(turn)]
+        turn.session.cancel_flow(reason=f"{attempts} invalid answers at step {step.name}")
+        stopped = Text(
+            f"{retry.error}\n\nThat is {attempts} tries, so I stopped “{flow.title}”. "
+            f"Nothing was sent. You can start again from the menu."
+        )
+        return [stopped, *self.bot.home(turn)]
+
+    def _step(self, flow_id: str, name: str) -> Step | None:
+        flow = self.flows.get(flow_id)
+        return flow.step(name) if flow else None
+
+    # -- failures -----------------------------------------------------------------------
+
+    def _failure(self, turn: Turn, error: Exception) -> Message:
+        kind = type(error).__name__
+        metrics.FLOW_FAILURES.labels(kind).inc()
+        detail = {"kind": kind, "error": redact_text(str(error))[:500]}
+        flow = turn.session.get_flow()
+        if flow is not None:
+            detail.update(flow=flow["id"], step=flow["step"])
+        log.warning(
+            "message %s for %s failed: %s", turn.inbound.message_id, turn.session.key, detail
+        )
+        channel = turn.inbound.channel.key
+        turn.session.manager.store.audit_append(
+            turn.session.key, AuditEvent("flow.failed", channel, "", detail)
+        )
+        explained = self.bot.explain(error)
+        return Text(
+            explained
+            or "Something went wrong on our side and nothing was changed. Please try again, "
+            "or send “menu” to start over."
+        )
+
+
+def _stamped(replies: Iterable[Message], version: int) -> list[Message]:
+    """Replies whose option ids carry the version their menus were drawn at."""
+    out: list[Message] = []
+    for message in replies:
+        rename = {option.id: stamp(version, option.id) for option in message.options}
+        out.append(with_ids(message, rename) if rename else message)
+    return out

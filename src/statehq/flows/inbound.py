@@ -1,0 +1,103 @@
+"""What a member sent, as every channel adapter hands it to the flow engine.
+
+A tapped button or list row arrives as ``choice``: the id the engine gave that option,
+stamped with the session version the menu was drawn at (``v12:offer``). A tap whose
+version is no longer the session's is *stale*: its menu was replaced (the member
+moved on, the session expired, another channel wrote), so it is answered with the
+current menu and never applied to whatever step the conversation is at now.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import InvalidInput
+from ..state import ChannelId
+
+GREETINGS = frozenset(
+    {
+        "hi",
+        "hie",
+        "hy",
+        "hey",
+        "hello",
+        "menu",
+        "home",
+        "mhoro",
+        "makadii",
+        "sawubona",
+        "jambo",
+        "habari",
+        "bonjour",
+        "salut",
+        "hola",
+        "buenos dias",
+        "ndeipi",
+    }
+)
+"""Words that always bring the member home (case- and accent-insensitive)."""
+
+CANCEL_WORDS = frozenset({"cancel", "stop", "quit"})
+"""Words that abandon the active flow."""
+
+_STAMP = re.compile(r"^v(\d+):(.+)$", re.DOTALL)
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents and punctuation removed, spaces collapsed: ``"Buenos Días!"``
+    becomes ``"buenos dias"``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = re.sub(r"[^\w\s]", " ", bare.casefold())
+    return " ".join(words.split())
+
+
+def is_greeting(text: str) -> bool:
+    """True for a greeting (or "menu"/"home"), whatever its case, accents or punctuation."""
+    return normalize(text) in GREETINGS
+
+
+def is_cancel(text: str) -> bool:
+    """True when the member asks to abandon what they are doing."""
+    return normalize(text) in CANCEL_WORDS
+
+
+def stamp(version: int, option_id: str) -> str:
+    """The id an option is sent with: its own id and the version its menu belongs to."""
+    return f"v{version}:{option_id}"
+
+
+def unstamp(choice: str) -> tuple[int | None, str]:
+    """``(version, id)`` of a tapped option; version is ``None`` for an unstamped id."""
+    match = _STAMP.match(choice)
+    if match is None:
+        return None, choice
+    return int(match.group(1)), match.group(2)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a member.
+
+    ``text`` is what they typed (or the title of what they tapped); ``choice`` is the id
+    of the tapped button or list row, if any. ``message_id`` is the channel's id for the
+    message: idempotency keys for backend calls are derived from it, so processing the
+    same message twice never repeats a side effect.
+    """
+
+    channel: ChannelId
+    message_id: str
+    text: str = ""
+    choice: str | None = None
+    at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message_id, str) or not self.message_id.strip():
+            raise InvalidInput("an inbound message needs a non-empty message_id")
+        if not isinstance(self.text, str):
+            raise InvalidInput(f"inbound text must be a string, got {type(self.text).__name__}")
+        if self.choice is not None and (not isinstance(self.choice, str) or not self.choice):
+            raise InvalidInput("an inbound choice must be a non-empty string when given")

@@ -1,0 +1,178 @@
+"""Channel-neutral replies: text, reply buttons and option lists.
+
+A flow answers with these; each channel adapter renders them (WhatsApp as interactive
+messages, the terminal and web chat as numbered options). The limits are WhatsApp's,
+the strictest channel, and they are checked when a message is built, so a flow that
+would produce a message WhatsApp rejects fails in its tests, not in front of a member:
+
+    text body      4096 characters
+    buttons        1-3, title 20, id 200; body 1024
+    list           1-10 rows in total (page rows included), title 24, description 72,
+                   button label 20, id 200; body 4096
+
+A longer list is paginated: :meth:`OptionList.page` shows one page with "previous" and
+"more" rows (which count toward the 10) whose ids are ``page:<n>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ..errors import InvalidInput
+
+TEXT_LIMIT = 4096
+BUTTON_BODY_LIMIT = 1024
+MAX_BUTTONS = 3
+BUTTON_TITLE_LIMIT = 20
+MAX_ROWS = 10
+ROW_TITLE_LIMIT = 24
+ROW_DESCRIPTION_LIMIT = 72
+LIST_BUTTON_LIMIT = 20
+ID_LIMIT = 200
+PAGE_PREFIX = "page:"
+
+
+class MessageLimitError(InvalidInput):
+    """A reply breaks a channel limit (too many buttons, a title too long, ...)."""
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if not value or not value.strip():
+        raise MessageLimitError(f"{what} is empty")
+    if len(value) > limit:
+        raise MessageLimitError(
+            f"{what} is {len(value)} characters; the limit is {limit}: {value!r:.60}"
+        )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice: ``id`` comes back when it is tapped, ``title`` is what the member sees."""
+
+    id: str
+    title: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_length("an option id", self.id, ID_LIMIT)
+        _check_length(f"option {self.id!r}'s title", self.title, ROW_TITLE_LIMIT)
+        if len(self.description) > ROW_DESCRIPTION_LIMIT:
+            raise MessageLimitError(
+                f"option {self.id!r}'s description is {len(self.description)} characters; "
+                f"the limit is {ROW_DESCRIPTION_LIMIT}"
+            )
+
+
+@dataclass(frozen=True)
+class Text:
+    """A plain text message."""
+
+    body: str
+
+    def __post_init__(self) -> None:
+        _check_length("a text message", self.body, TEXT_LIMIT)
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        """A text message offers no choices."""
+        return ()
+
+
+@dataclass(frozen=True)
+class Buttons:
+    """A message with one to three reply buttons."""
+
+    body: str
+    options: tuple[Option, ...]
+
+    def __post_init__(self) -> None:
+        _check_length("a buttons message body", self.body, BUTTON_BODY_LIMIT)
+        if not 1 <= len(self.options) <= MAX_BUTTONS:
+            raise MessageLimitError(
+                f"a buttons message has 1 to {MAX_BUTTONS} buttons, not {len(self.options)}; "
+                f"use an OptionList for more"
+            )
+        for option in self.options:
+            _check_length(f"button {option.id!r}'s title", option.title, BUTTON_TITLE_LIMIT)
+        _check_unique(self.options)
+
+
+@dataclass(frozen=True)
+class OptionList:
+    """A message with a list of up to ten rows behind a button (``button`` is its label)."""
+
+    body: str
+    options: tuple[Option, ...]
+    button: str = "Choose"
+    page_number: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_length("a list message body", self.body, TEXT_LIMIT)
+        _check_length("a list button label", self.button, LIST_BUTTON_LIMIT)
+        if not 1 <= len(self.options) <= MAX_ROWS:
+            raise MessageLimitError(
+                f"a list has 1 to {MAX_ROWS} rows in total, not {len(self.options)}; "
+                f"use OptionList.page() to paginate"
+            )
+        _check_unique(self.options)
+
+    @classmethod
+    def page(
+        cls,
+        body: str,
+        options: Sequence[Option],
+        page: int = 0,
+        *,
+        button: str = "Choose",
+        footer: Sequence[Option] = (),
+    ) -> OptionList:
+        """Page ``page`` (from 0) of a long list; ``footer`` rows appear on every page.
+
+        The page rows ("Previous", "More") and the footer count toward the ten rows.
+        A page number past the end shows the last page.
+        """
+        room = MAX_ROWS - len(footer)
+        if room < 1:
+            raise MessageLimitError(f"{len(footer)} footer rows leave no room for the list")
+        if len(options) <= room:
+            return cls(body, (*options, *footer), button, 0)
+        per_page = room - 2  # a middle page carries both "Previous" and "More"
+        if per_page < 1:
+            raise MessageLimitError("too many footer rows to paginate within ten rows")
+        last = (len(options) - 1) // per_page
+        page = max(0, min(page, last))
+        start = page * per_page
+        rows = list(options[start : start + per_page])
+        if page > 0:
+            rows.insert(0, Option(f"{PAGE_PREFIX}{page - 1}", "◀ Previous"))
+        if page < last:
+            rows.append(
+                Option(f"{PAGE_PREFIX}{page + 1}", "More ▶", f"page {page + 2} of {last + 1}")
+            )
+        return cls(body, (*rows, *footer), button, page)
+
+
+Message = Text | Buttons | OptionList
+"""Any reply a flow can send."""
+
+
+def _check_unique(options: Sequence[Option]) -> None:
+    ids = [option.id for option in options]
+    if len(set(ids)) != len(ids):
+        raise MessageLimitError(f"option ids must be unique within a message: {ids}")
+
+
+def page_of(choice: str) -> int | None:
+    """The page number a ``page:<n>`` choice asks for, else ``None``."""
+    if choice.startswith(PAGE_PREFIX) and choice[len(PAGE_PREFIX) :].isdigit():
+        return int(choice[len(PAGE_PREFIX) :])
+    return None
+
+
+def with_ids(message: Message, rename: dict[str, str]) -> Message:
+    """A copy of ``message`` whose option ids are replaced by ``rename[id]``."""
+    if isinstance(message, Text):
+        return message
+    options = tuple(replace(o, id=rename.get(o.id, o.id)) for o in message.options)
+    return replace(message, options=options)
