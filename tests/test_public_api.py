@@ -66,3 +66,43 @@ def test_public_objects_are_documented() -> None:
             for attr, member in vars(obj).items():
                 if callable(member) and not attr.startswith("_"):
                     assert member.__doc__, f"{name}.{attr}"
+
+
+def test_the_flow_engine_names_are_pinned() -> None:
+    from statehq import flows
+
+    assert sorted(flows.__all__) == sorted(
+        [
+            "GREETINGS",
+            "Abandon",
+            "Answer",
+            "Api",
+            "Bot",
+            "Buttons",
+            "Confirm",
+            "Display",
+            "Finish",
+            "Flow",
+            "Goto",
+            "Headquarters",
+            "Inbound",
+            "Input",
+            "Invalid",
+            "Message",
+            "MessageLimitError",
+            "Option",
+            "OptionList",
+            "Outcome",
+            "Retry",
+            "Step",
+            "Text",
+            "Turn",
+            "Wait",
+            "is_cancel",
+            "is_greeting",
+            "match_option",
+            "normalize",
+            "stamp",
+            "unstamp",
+        ]
+    )
