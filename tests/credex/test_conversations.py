@@ -20,8 +20,9 @@ import pytest
 from phone import Phone, Recorder, member
 
 from statehq import StateStore
+from statehq.channels.terminal import TerminalChat
 from statehq.credex.app import build_engine
-from statehq.credex.backend import Backend
+from statehq.credex.backend import Backend, BackendUnavailable
 from statehq.credex.ledger import Ledger
 from statehq.flows import Headquarters
 
@@ -385,3 +386,102 @@ def test_a_401_mid_flow_logs_in_again_and_keeps_the_place(
     assert len(pending_out(ledger, ALICE)) == 1
     trail = alice.engine.manager.audit.read(alice.session().key)
     assert any(e.event == "state.updated" and e.reason == "logged in again" for e in trail)
+
+
+# -- failures and the member's place (found in review) --------------------------------
+
+
+class Flaky(Recorder):
+    """The real backend, whose next ``call`` fails: before it runs, or after it committed."""
+
+    def __init__(self, backend: Backend, call: str, *, after: bool) -> None:
+        super().__init__(backend)
+        self.failing, self.after = call, after
+
+    def __getattr__(self, name: str) -> Any:
+        real = super().__getattr__(name)
+        if name != self.failing:
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.failing = ""  # once
+            result = real(*args, **kwargs) if self.after else None
+            raise BackendUnavailable(f"{name} timed out (result {'lost' if result else 'none'})")
+
+        return call
+
+
+def flaky_phone(store: StateStore, ledger: Ledger, call: str, *, after: bool) -> Phone:
+    member(ledger, ALICE, "Alice", "Moyo", USD="500")
+    member(ledger, BOB, "Bob", "Dube", USD="300")
+    engine = build_engine(store, Flaky(ledger, call, after=after))  # type: ignore[arg-type]
+    return Phone(engine, ALICE)
+
+
+def test_a_lost_answer_then_a_new_tap_makes_one_offer(store: StateStore, ledger: Ledger) -> None:
+    alice = flaky_phone(store, ledger, "create_credex", after=True)
+    start_offer(alice)
+    alice.say("20")
+    alice.say("@bob_dube")
+    assert "not answering right now" in alice.tap("Sign and send")
+    assert alice.session().get_flow()["step"] == "confirm"  # the place is kept
+    assert "Offer sent" in alice.say("Sign and send")  # a new message, the same offer key
+    assert len(pending_out(ledger, ALICE)) == 1
+
+
+def test_a_failed_accept_leaves_a_step_that_takes_the_next_answer(
+    store: StateStore, ledger: Ledger
+) -> None:
+    alice = flaky_phone(store, ledger, "accept", after=False)
+    offers_to_alice(ledger, "10")
+    alice.say("hi")
+    alice.tap("Incoming offers")
+    alice.tap("10.00 USD")
+    assert "not answering right now" in alice.tap("Accept")
+    assert alice.session().get_flow()["step"] == "decide"
+    assert "That menu has expired" in alice.tap("Accept")  # the old buttons: re-drawn
+    assert "Accepted: 10.00 USD" in alice.tap("Accept")
+    assert balance(ledger, ALICE) == Decimal("610")
+
+
+def test_typing_back_to_dashboard_in_a_list_goes_home(alice: Phone, ledger: Ledger) -> None:
+    offers_to_alice(ledger, "10")
+    alice.say("hi")
+    alice.tap("Incoming offers")
+    assert "*Alice Moyo*" in alice.say("Back to dashboard")
+    assert alice.session().get_flow() is None
+
+
+def test_a_welcome_tap_from_before_login_is_stale_after_it(engine: Headquarters) -> None:
+    ann = Phone(engine, ANN)
+    ann.say("hi")
+    learn = ann.tap_inbound("Learn more")
+    ann.tap("Join credex")
+    ann.say("Ann")
+    ann.say("Moyo")
+    assert "That menu has expired" in (ann.send(learn) and ann.text)
+    assert "Welcome to credex!" not in ann.text
+
+
+def test_a_handle_that_looks_like_a_command_is_a_handle(alice: Phone) -> None:
+    start_offer(alice)
+    alice.say("20")
+    assert "I could not find @stop" in alice.say("@stop")
+    assert alice.session().get_flow()["step"] == "recipient"
+
+
+def test_a_member_whose_token_expired_can_still_pick_from_the_dashboard(
+    alice: Phone, clock: Any
+) -> None:
+    clock.advance(-400)  # tokens the ledger issues are already expired by our clock
+    alice.say("hi")
+    assert not alice.session().is_authenticated()
+    assert "How much" in alice.tap("Offer a credex")
+    assert "Who is it for?" in alice.say("20")  # logged in again for the balance check
+
+
+def test_the_terminal_numbers_only_what_is_on_screen(alice: Phone) -> None:
+    chat = TerminalChat(alice.engine, ALICE)
+    assert "1. Offer a credex" in chat.send("hi")
+    chat.send("1")
+    assert "Who is it for?" in chat.send("2")  # an amount, not the dashboard's second row

@@ -20,6 +20,7 @@ from statehq.flows import Invalid
         ("0.0125 XAU", (Decimal("0.0125"), "XAU")),
         (".5", (Decimal(".5"), "USD")),
         ("CXX 3", (Decimal("3"), "CXX")),
+        ("12,345,678.5", (Decimal("12345678.5"), "USD")),
     ],
 )
 def test_every_amount_format(text: str, expected: tuple[Decimal, str]) -> None:
@@ -39,6 +40,8 @@ def test_every_amount_format(text: str, expected: tuple[Decimal, str]) -> None:
         ("9.505", "at most 2 decimal places"),
         ("USD 9 ZWG", "denomination once"),
         ("", "could not read"),
+        ("9,50", "Use a dot for decimals"),
+        ("1,25,0", "Use a dot for decimals"),
     ],
 )
 def test_bad_amounts_say_what_to_fix(text: str, match: str) -> None:
@@ -54,6 +57,10 @@ def test_amounts_are_formatted_with_their_places() -> None:
 @pytest.mark.parametrize("name", ["Ann", "O'Brien", "Jean-Luc", "Tendai M.", "Zoë", "Ngũgĩ"])
 def test_names_accept_letters_and_common_punctuation(name: str) -> None:
     assert parse_name(name, "first") == name
+
+
+def test_a_typographic_apostrophe_becomes_the_plain_one_the_ledger_takes() -> None:
+    assert parse_name("O\u2019Brien", "last") == "O'Brien"
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from statehq.flows import (
     OptionList,
     Text,
     Turn,
+    stamp,
 )
 from statehq.state import ChannelId
 
@@ -155,15 +156,16 @@ def test_every_option_id_is_stamped_with_the_version_it_was_drawn_at(
 ) -> None:
     chat = Chat(engine)
     chat.send("hi")
-    version = engine.manager.open(chat.channel).version
-    assert chat.last[-1].options[0].id == f"v{version}:buy"
+    session = engine.manager.open(chat.channel)
+    assert chat.last[-1].options[0].id == stamp(session.version, session.key, "buy")
+    assert chat.last[-1].options[0].id.startswith(f"v{session.version}.")
 
 
 def test_the_attempt_limit_ends_the_flow(engine: Headquarters) -> None:
     chat = Chat(engine)
     chat.send("hi")
     chat.tap("Buy a plant")
-    chat.send("1")  # typed number picks the first row
+    chat.send("plant00")  # a typed title picks its row
     assert chat.body() == "How many?"
     chat.send("lots")
     assert "Send a quantity from 1 to 9" in chat.body()

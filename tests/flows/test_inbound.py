@@ -50,9 +50,23 @@ def test_cancel_words() -> None:
 
 
 def test_stamps_round_trip() -> None:
-    assert unstamp(stamp(12, "offer")) == (12, "offer")
-    assert unstamp(stamp(3, "page:2")) == (3, "page:2")
+    drawn, option = unstamp(stamp(12, "member:m1", "offer"))
+    assert option == "offer"
+    assert drawn is not None
+    assert drawn[0] == 12
+    assert unstamp(stamp(3, "member:m1", "page:2"))[1] == "page:2"
     assert unstamp("offer") == (None, "offer")
+
+
+def test_stamps_of_two_sessions_differ_at_the_same_version() -> None:
+    before_login = stamp(2, "whatsapp:263771234567", "learn")
+    after_login = stamp(2, "member:m1", "learn")
+    assert before_login != after_login
+
+
+def test_a_handle_is_never_a_greeting_or_a_cancel() -> None:
+    assert not is_greeting("@hola")
+    assert not is_cancel("@stop")
 
 
 def test_inbound_refuses_an_empty_message_id() -> None:

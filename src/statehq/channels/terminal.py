@@ -53,7 +53,7 @@ class TerminalChat:
         """The message a typed line sends: a number picks an option of the last menu."""
         text = line.strip()
         message_id = f"terminal.{uuid.uuid4().hex}"
-        if text.isdigit() and 1 <= int(text) <= len(self._options):
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= len(self._options):
             option = self._options[int(text) - 1]
             return Inbound(self.channel, message_id, option.title, choice=option.id)
         return Inbound(self.channel, message_id, text)
@@ -61,9 +61,7 @@ class TerminalChat:
     def send(self, line: str) -> str:
         """Send one line; returns the bot's rendered answer."""
         replies = self.engine.handle(self.inbound(line))
-        text, options = render(replies)
-        if options:
-            self._options = options
+        text, self._options = render(replies)  # numbers refer to what is on screen now
         return text
 
     def run(self, lines: Iterable[str], out: TextIO, *, echo: bool) -> None:

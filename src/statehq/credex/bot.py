@@ -57,11 +57,13 @@ class CredexBot:
 
     def choose(self, turn: Turn, option: str) -> str | list[Message] | None:
         """A pick on the welcome or the dashboard: a flow to start, or "learn more"."""
-        registered = turn.session.is_authenticated()
-        if option == "learn":
-            return about()
-        if option == FLOW_REGISTER:
-            return None if registered else FLOW_REGISTER
+        # A member whose token expired is still a member: the flow's first backend call
+        # logs them in again (Turn.call), so the pick is not refused.
+        registered = turn.session.get_member_id() is not None
+        if option in ("learn", FLOW_REGISTER):
+            if registered:
+                return None
+            return about() if option == "learn" else FLOW_REGISTER
         if not registered or option not in {flow.id for flow in FLOWS}:
             return None
         return option
@@ -91,7 +93,7 @@ class CredexBot:
         if isinstance(error, Unauthorized):
             return "I could not log you in just now. Please send “hi” to try again."
         if isinstance(error, Refused):
-            return f"credex said no: {error}. Send “menu” for the dashboard."
+            return f"credex said no: {str(error)[:500]}. Send “menu” to start over."
         return None
 
     # -- helpers the flows use -------------------------------------------------------------

@@ -76,7 +76,7 @@ def _create_member(turn: Turn) -> Outcome:
         phone,
         data["first_name"],
         data["last_name"],
-        idempotency_key=turn.idempotency_key("onboard"),
+        idempotency_key=data["onboard_key"],
     )
     account = _bot(turn).sign_in(turn, login)
     said = Text(
@@ -99,7 +99,12 @@ REGISTER = Flow(
         Input(
             "last_name",
             "Thanks! And your *last name*?",
-            lambda turn, text: {"last_name": parse_name(text, "last")},
+            lambda turn, text: {
+                "last_name": parse_name(text, "last"),
+                # One key per registration, kept in flow data: a retry after a timeout
+                # (a new message) replays the same onboarding instead of a second one.
+                "onboard_key": turn.idempotency_key("onboard"),
+            },
             "create",
         ),
         Api("create", _create_member),
@@ -131,7 +136,9 @@ def _recipient(turn: Turn, text: str) -> Mapping[str, Any]:
         raise Invalid(f"I could not find @{handle}. Check the handle with them and send it again.")
     if found.id == _account(turn)["id"]:
         raise Invalid("That is the account you are offering from. Send someone else's handle.")
-    return {"recipient": account_dict(found)}
+    # The offer's key is fixed here, when its terms are complete: tapping "Sign and send"
+    # again after a timeout (a new message) replays the same offer, never a second one.
+    return {"recipient": account_dict(found), "offer_key": turn.idempotency_key("offer")}
 
 
 def _offer_summary(turn: Turn) -> str:
@@ -154,7 +161,7 @@ def _send_offer(turn: Turn) -> Outcome:
                 receiver_account_id=data["recipient"]["id"],
                 amount=Decimal(data["amount"]),
                 denomination=data["denomination"],
-                idempotency_key=turn.idempotency_key("offer"),
+                idempotency_key=data["offer_key"],
             )
         )
     except Refused as refused:
@@ -212,7 +219,8 @@ def _review_flow(flow_id: str, title: str, direction: str, actions: dict[str, st
         offer = next((o for o in _pending(turn, direction) if o.id == offer_id), None)
         if offer is None:
             return Goto("load", say=(Text("That offer is no longer pending."),))
-        return Goto("decide", {"offer": offer_data(offer)})
+        key = turn.idempotency_key(f"decide:{offer.id}")  # fixed for retries, as for offers
+        return Goto("decide", {"offer": {**offer_data(offer), "key": key}})
 
     def decide_screen(turn: Turn) -> Message:
         options = [Option(action, label) for action, label in actions.items()]
@@ -238,7 +246,7 @@ def _act(action: str) -> Any:
         offer = turn.data["offer"]
         backend = _backend(turn)
         call = {"accept": backend.accept, "decline": backend.decline, "withdraw": backend.cancel}
-        key = turn.idempotency_key(f"{action}:{offer['id']}")
+        key = f"{offer['key'][:30]}:{action}"
         try:
             turn.call(lambda token: call[action](token, offer["id"], idempotency_key=key))
         except Refused as refused:
@@ -294,7 +302,7 @@ def _accounts_screen(turn: Turn) -> Message:
         Option(
             a["id"],
             f"@{a['handle']}"[:24],
-            ("✓ current · " if a["id"] == current else "") + a["name"],
+            (("✓ current · " if a["id"] == current else "") + a["name"])[:72],
         )
         for a in (turn.session.get_profile() or {}).get("accounts", [])
     ]

@@ -10,11 +10,12 @@ from .backend import DENOMINATIONS
 
 NAME_MIN, NAME_MAX = 3, 50
 HANDLE_MAX = 30
-_NAME_PUNCTUATION = set(" '-.\u2019")  # \u2019: the apostrophe phones type
+_NAME_PUNCTUATION = set(" '-.")
 _AMOUNT = re.compile(
     r"^(?:(?P<before>[A-Za-z]+)\s*)?(?P<number>[-+\u2212]?(?:\d[\d,]*(?:\.\d*)?|\.\d+))"
     r"(?:\s*(?P<after>[A-Za-z]+))?$"
 )
+_GROUPED = re.compile(r"^[-+\u2212]?\d{1,3}(,\d{3})+(\.\d*)?$")
 _HANDLE = re.compile(r"^[a-z0-9_.]+$")
 EXAMPLES = "9, 9.50, 99 ZWG or ZWG 99"
 
@@ -48,7 +49,10 @@ def parse_amount(text: str, default_denomination: str) -> tuple[Decimal, str]:
             f"{denomination:.10} is not a denomination credex uses. "
             f"Use one of {', '.join(DENOMINATIONS)}, e.g. 99 ZWG."
         )
-    number = match.group("number").replace(",", "").replace("\u2212", "-")  # a typographic minus
+    number = match.group("number")
+    if "," in number and not _GROUPED.match(number):
+        raise Invalid("Use a dot for decimals and commas only between thousands: 9.50 or 1,250.")
+    number = number.replace(",", "").replace("\u2212", "-")  # a typographic minus
     try:
         amount = Decimal(number)
     except InvalidOperation:
@@ -66,7 +70,8 @@ def parse_amount(text: str, default_denomination: str) -> tuple[Decimal, str]:
 
 def parse_name(text: str, which: str) -> str:
     """A first or last name: 3-50 characters of letters and common punctuation."""
-    name = " ".join(text.split())
+    # Phones type a typographic apostrophe (O\u2019Brien); the ledger stores the plain one.
+    name = " ".join(text.replace("\u2019", "'").split())
     if not NAME_MIN <= len(name) <= NAME_MAX:
         raise Invalid(
             f"Your {which} name must be {NAME_MIN} to {NAME_MAX} characters long; "

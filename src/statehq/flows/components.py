@@ -99,6 +99,9 @@ class Step:
             raise InvalidInput(f"step names are 1-40 lower-case letters, digits or _; got {name!r}")
         self.name = name
 
+    waits = True
+    """False for steps that never wait for the member (they run and move on)."""
+
     def enter(self, turn: Turn) -> Outcome:
         """The flow arrived here: by default show the prompt and wait."""
         return Wait(self.prompt(turn))
@@ -118,15 +121,23 @@ def _messages(rendered: Message | Sequence[Message]) -> Messages:
     return (rendered,)
 
 
-def match_option(message: Message | None, answer: Answer) -> str | None:
-    """The option an answer picks: a tapped id, or typed text that is its number or title."""
+RESERVED = frozenset({"menu", "home", "cancel"})
+"""Option ids the engine handles itself: leave for home, or abandon the flow."""
+
+
+def match_option(message: Message | None, answer: Answer, *, by_number: bool = False) -> str | None:
+    """The option an answer picks: a tapped id, or typed text that is its title.
+
+    A typed number picks by position only when ``by_number`` (menus whose options never
+    change): a list redrawn from live data may have moved since the member read it.
+    """
     if message is None or not message.options:
         return None
     ids = [option.id for option in message.options]
     if answer.choice is not None:
         return answer.choice if answer.choice in ids else None
     typed = normalize(answer.text)
-    if typed.isdigit() and 1 <= int(typed) <= len(ids):
+    if by_number and typed.isascii() and typed.isdigit() and 1 <= int(typed) <= len(ids):
         return ids[int(typed) - 1]
     titles = {normalize(option.title): option.id for option in message.options}
     return titles.get(typed)
@@ -153,6 +164,7 @@ class Display(Step):
         self.render = render
         self.on_choice = on_choice
         self.then = then
+        self.waits = on_choice is not None
 
     def enter(self, turn: Turn) -> Outcome:
         if self.on_choice is not None:
@@ -169,7 +181,9 @@ class Display(Step):
         shown = self.prompt(turn)
         chosen = match_option(shown[-1] if shown else None, answer)
         if chosen is None:
-            return Retry("Please choose one of the options below (tap one, or send its number).")
+            return Retry("Please choose one of the options below (tap one, or send its name).")
+        if chosen in RESERVED:  # typed, not tapped: the engine only sees tapped ids
+            return Abandon(reason=f"the member chose {chosen}")
         page = page_of(chosen)
         if page is not None:
             return Goto(self.name, {"page": {self.name: page}})
@@ -216,6 +230,8 @@ class Input(Step):
 class Api(Step):
     """Calls the backend on arrival and decides where to go; never waits for the member."""
 
+    waits = False
+
     def __init__(self, name: str, call: Callable[[Turn], Outcome]) -> None:
         super().__init__(name)
         self.call = call
@@ -252,7 +268,7 @@ class Confirm(Step):
         return (Buttons(self.summary(turn), self.labels),)
 
     def answer(self, turn: Turn, answer: Answer) -> Outcome:
-        chosen = match_option(Buttons("?", self.labels), answer)
+        chosen = match_option(Buttons("?", self.labels), answer, by_number=True)
         if chosen is None and answer.choice is None:
             chosen = {"yes": "yes", "y": "yes", "no": "no", "n": "no"}.get(normalize(answer.text))
         if chosen == "yes":

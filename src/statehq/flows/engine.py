@@ -33,7 +33,7 @@ from .components import (
     Wait,
     match_option,
 )
-from .inbound import Inbound, is_cancel, is_greeting, stamp, unstamp
+from .inbound import Inbound, is_cancel, is_greeting, session_tag, stamp, unstamp
 from .messages import Message, Text, with_ids
 from .turn import Turn
 
@@ -89,7 +89,7 @@ class Headquarters:
             replies.extend(self._route(turn))
         except Exception as error:  # a member never sees a bare exception
             replies.append(self._failure(turn, error))
-        return _stamped(replies, turn.session.version)
+        return _stamped(replies, turn.session.version, turn.session.key)
 
     # -- routing ------------------------------------------------------------------------
 
@@ -99,8 +99,8 @@ class Headquarters:
             return [Text(EXPIRED), *self.bot.home(turn)]
         choice = None
         if inbound.choice is not None:
-            version, choice = unstamp(inbound.choice)
-            if version is not None and version != session.version:
+            drawn_at, choice = unstamp(inbound.choice)
+            if drawn_at is not None and drawn_at != (session.version, session_tag(session.key)):
                 metrics.STALE_TAPS.inc()
                 return [Text(STALE), *self._current(turn)]
         answer = Answer(inbound.text, choice)
@@ -126,13 +126,19 @@ class Headquarters:
     def _current(self, turn: Turn) -> list[Message]:
         flow = turn.session.get_flow()
         step = self._step(flow["id"], flow["step"]) if flow else None
-        return list(step.prompt(turn)) if step else self.bot.home(turn)
+        if flow is None or step is None:
+            return self.bot.home(turn)
+        if not step.waits:  # stopped mid-way by a failure: carry on from there
+            return self._run(turn, self.flows[flow["id"]], step, step.enter(turn))
+        return list(step.prompt(turn))
 
     def _continue(self, turn: Turn, flow_id: str, step_name: str, answer: Answer) -> list[Message]:
         step = self._step(flow_id, step_name)
         if step is None:  # the flow changed under a live conversation: start over cleanly
             turn.session.cancel_flow(reason=f"flow {flow_id}/{step_name} no longer exists")
             return self.bot.home(turn)
+        if not step.waits:  # stopped mid-way by a failure: carry on from there
+            return self._run(turn, self.flows[flow_id], step, step.enter(turn))
         return self._run(turn, self.flows[flow_id], step, step.answer(turn, answer))
 
     def _menu(self, turn: Turn, answer: Answer) -> list[Message]:
@@ -159,6 +165,28 @@ class Headquarters:
         return self._run(turn, flow, flow.first, flow.first.enter(turn))
 
     def _run(self, turn: Turn, flow: Flow, step: Step, outcome: Outcome) -> list[Message]:
+        """Follow outcomes until the flow waits or ends.
+
+        When a later step fails (the backend is down), the flow goes back to the step the
+        member answered, so their next message finds a step that waits for it.
+        """
+        try:
+            return self._follow(turn, flow, step, outcome)
+        except Exception:
+            if step.waits:
+                self._back_to(turn, flow, step)
+            raise
+
+    def _back_to(self, turn: Turn, flow: Flow, step: Step) -> None:
+        current = turn.session.get_flow()
+        if current is None or current["id"] != flow.id or current["step"] == step.name:
+            return
+        try:
+            turn.session.advance(step.name)
+        except Exception as error:  # the store itself failing: the original error matters more
+            log.warning("could not return %s to step %s: %s", turn.session.key, step.name, error)
+
+    def _follow(self, turn: Turn, flow: Flow, step: Step, outcome: Outcome) -> list[Message]:
         session, replies = turn.session, list[Message]()
         for _ in range(MAX_HOPS):
             if isinstance(outcome, Wait):
@@ -214,15 +242,15 @@ class Headquarters:
         explained = self.bot.explain(error)
         return Text(
             explained
-            or "Something went wrong on our side and nothing was changed. Please try again, "
-            "or send “menu” to start over."
+            or "Something went wrong on our side. Please try again in a moment, or send "
+            "“menu” to start over."
         )
 
 
-def _stamped(replies: Iterable[Message], version: int) -> list[Message]:
-    """Replies whose option ids carry the version their menus were drawn at."""
+def _stamped(replies: Iterable[Message], version: int, key: str) -> list[Message]:
+    """Replies whose option ids carry the session and version their menus were drawn at."""
     out: list[Message] = []
     for message in replies:
-        rename = {option.id: stamp(version, option.id) for option in message.options}
+        rename = {option.id: stamp(version, key, option.id) for option in message.options}
         out.append(with_ids(message, rename) if rename else message)
     return out

@@ -1,7 +1,8 @@
 """What a member sent, as every channel adapter hands it to the flow engine.
 
 A tapped button or list row arrives as ``choice``: the id the engine gave that option,
-stamped with the session version the menu was drawn at (``v12:offer``). A tap whose
+stamped with the session version the menu was drawn at (``v12.3f2a1b:offer``: the
+version, then a tag of the session key). A tap whose
 version is no longer the session's is *stale*: its menu was replaced (the member
 moved on, the session expired, another channel wrote), so it is answered with the
 current menu and never applied to whatever step the conversation is at now.
@@ -9,6 +10,7 @@ current menu and never applied to whatever step the conversation is at now.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ GREETINGS = frozenset(
 CANCEL_WORDS = frozenset({"cancel", "stop", "quit"})
 """Words that abandon the active flow."""
 
-_STAMP = re.compile(r"^v(\d+):(.+)$", re.DOTALL)
+_STAMP = re.compile(r"^v(\d+)\.([0-9a-f]{6}):(.+)$", re.DOTALL)
 
 
 def normalize(text: str) -> str:
@@ -56,26 +58,39 @@ def normalize(text: str) -> str:
 
 
 def is_greeting(text: str) -> bool:
-    """True for a greeting (or "menu"/"home"), whatever its case, accents or punctuation."""
-    return normalize(text) in GREETINGS
+    """True for a greeting (or "menu"/"home"), whatever its case, accents or punctuation.
+
+    Text starting with ``@`` is a handle (``@hola`` may be someone's), never a greeting.
+    """
+    return not text.lstrip().startswith("@") and normalize(text) in GREETINGS
 
 
 def is_cancel(text: str) -> bool:
-    """True when the member asks to abandon what they are doing."""
-    return normalize(text) in CANCEL_WORDS
+    """True when the member asks to abandon what they are doing (``@stop`` is a handle)."""
+    return not text.lstrip().startswith("@") and normalize(text) in CANCEL_WORDS
 
 
-def stamp(version: int, option_id: str) -> str:
-    """The id an option is sent with: its own id and the version its menu belongs to."""
-    return f"v{version}:{option_id}"
+def session_tag(session_key: str) -> str:
+    """A short tag of the session a menu was drawn in.
+
+    Versions count per session key, and a login moves the conversation to the member's
+    key where counting starts again: the tag keeps a pre-login menu's ``v2`` from
+    matching the member session's ``v2``.
+    """
+    return hashlib.sha256(session_key.encode()).hexdigest()[:6]
 
 
-def unstamp(choice: str) -> tuple[int | None, str]:
-    """``(version, id)`` of a tapped option; version is ``None`` for an unstamped id."""
+def stamp(version: int, session_key: str, option_id: str) -> str:
+    """The id an option is sent with: its own id, and the session and version of its menu."""
+    return f"v{version}.{session_tag(session_key)}:{option_id}"
+
+
+def unstamp(choice: str) -> tuple[tuple[int, str] | None, str]:
+    """``((version, tag), id)`` of a tapped option; ``(None, id)`` for an unstamped id."""
     match = _STAMP.match(choice)
     if match is None:
         return None, choice
-    return int(match.group(1)), match.group(2)
+    return (int(match.group(1)), match.group(2)), match.group(3)
 
 
 @dataclass(frozen=True)
