@@ -14,8 +14,10 @@ import pytest
 from statehq.channels.whatsapp import (
     SignatureError,
     parse_webhook,
+    render,
     verify_signature,
 )
+from statehq.flows import Buttons, Option, OptionList, Text
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "whatsapp-updates"  # from pywa, MIT
 OURS = "1122334455667"
@@ -118,3 +120,23 @@ def test_signatures() -> None:
     with pytest.raises(SignatureError) as wrong:
         verify_signature(body + b" ", sign(body, "s3cret"), "s3cret")
     assert wrong.value.status == 403
+
+
+def test_replies_render_as_graph_api_bodies() -> None:
+    text = render(Text("Hello"), "263771234567")
+    assert text["type"] == "text"
+    assert text["text"] == {"body": "Hello", "preview_url": False}
+    assert text["to"] == "263771234567"
+    assert text["messaging_product"] == "whatsapp"
+    buttons = render(Buttons("Pick", (Option("yes", "Yes"), Option("no", "No"))), "1")
+    assert buttons["interactive"]["type"] == "button"
+    assert buttons["interactive"]["action"]["buttons"][1] == {
+        "type": "reply",
+        "reply": {"id": "no", "title": "No"},
+    }
+    listed = render(OptionList("Pick", (Option("a", "A", "first"), Option("b", "B"))), "1")
+    action = listed["interactive"]["action"]
+    assert action["button"] == "Choose"
+    assert action["sections"] == [
+        {"rows": [{"id": "a", "title": "A", "description": "first"}, {"id": "b", "title": "B"}]}
+    ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInput
-from ..flows import Inbound
+from ..flows import Buttons, Inbound, Message, Option, Text
 from ..state import ChannelId
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -195,3 +195,36 @@ def _status(raw: Any) -> StatusUpdate | None:
         code if isinstance(code, int) else None,
         title if isinstance(title, str) else None,
     )
+
+
+def render(message: Message, to: str) -> dict[str, Any]:
+    """The Graph API ``/messages`` body that sends ``message`` to WhatsApp user ``to``.
+
+    The limits were checked when the message was built (:mod:`statehq.flows.messages`),
+    so the body is always one WhatsApp accepts.
+    """
+    base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    base["to"] = to
+    if isinstance(message, Text):
+        return {**base, "type": "text", "text": {"body": message.body, "preview_url": False}}
+    if isinstance(message, Buttons):
+        buttons = [
+            {"type": "reply", "reply": {"id": o.id, "title": o.title}} for o in message.options
+        ]
+        interactive = {
+            "type": "button",
+            "body": {"text": message.body},
+            "action": {"buttons": buttons},
+        }
+        return {**base, "type": "interactive", "interactive": interactive}
+    rows = [_row(option) for option in message.options]
+    action = {"button": message.button, "sections": [{"rows": rows}]}
+    interactive = {"type": "list", "body": {"text": message.body}, "action": action}
+    return {**base, "type": "interactive", "interactive": interactive}
+
+
+def _row(option: Option) -> dict[str, str]:
+    row = {"id": option.id, "title": option.title}
+    if option.description:
+        row["description"] = option.description
+    return row
