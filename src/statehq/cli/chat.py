@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from ..channels.terminal import TerminalChat
 from ..config import Settings
-from ..credex.app import build_engine, open_backend, welcome_grant
+from ..credex.app import build_engine, open_backend, open_ledger
 from ..store import StateStore
 
 INTRO = (
@@ -67,10 +67,8 @@ def _lines(interactive: bool) -> Iterator[str]:
 def run_ledger(settings: Settings, args: argparse.Namespace) -> int:
     """``ledger seed`` or ``ledger serve``."""
     from ..credex.demo import seed_demo
-    from ..credex.ledger import Ledger
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with Ledger.open(settings.data_dir, welcome_grant=welcome_grant(settings)) as ledger:
+    with open_ledger(settings) as ledger:
         if args.action == "seed":
             for name, phone, handle in seed_demo(ledger):
                 print(f"  {name:<14} {phone}  @{handle}")

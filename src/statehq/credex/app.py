@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..flows import Headquarters
+from ..flows.components import declare_flows
 from ..state import Stages, StateManager
 from ..store import StateStore
 from .backend import Backend
 from .bot import CredexBot
 from .flows import FLOWS
 
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
 
 def credex_stages() -> Stages:
     """The stage machine with every credex flow declared (the CLI validates with it too)."""
-    stages = Stages()
-    for flow in FLOWS:
-        stages.add_flow(flow.id, before_auth=flow.before_auth)
-    return stages
+    return declare_flows(Stages(), FLOWS)
 
 
 def welcome_grant(settings: Settings) -> tuple[Decimal, str] | None:
@@ -40,6 +42,13 @@ def open_backend(settings: Settings) -> Iterator[Backend]:
         with HttpBackend(settings.backend_url, api_key=settings.backend_api_key) as remote:
             yield remote
         return
+    with open_ledger(settings) as ledger:
+        yield ledger
+
+
+@contextmanager
+def open_ledger(settings: Settings) -> Iterator[Ledger]:
+    """The built-in ledger in the data dir, granting ``STATEHQ_WELCOME_GRANT`` to newcomers."""
     from .ledger import Ledger
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

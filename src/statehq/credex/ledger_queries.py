@@ -28,21 +28,21 @@ _CREDEX_WITH_COUNTERPARTY = """
 SELECT c.id, c.amount, c.denomination, c.status, c.created_at, c.settled_at,
        c.description, c.issuer_id,
        a.id AS cp_id, a.handle AS cp_handle, a.name AS cp_name, a.type AS cp_type,
-       a.default_denomination AS cp_denomination
+       a.default_denomination AS cp_default_denomination
 FROM credexes AS c
 JOIN accounts AS a
   ON a.id = CASE WHEN c.issuer_id = :acc THEN c.receiver_id ELSE c.issuer_id END
 """
 
 
-def account_from_row(row: sqlite3.Row) -> Account:
-    """An ``accounts`` row as an :class:`Account`."""
+def account_from_row(row: sqlite3.Row, prefix: str = "") -> Account:
+    """An ``accounts`` row (or the ``prefix``-named columns of a join) as an :class:`Account`."""
     return Account(
-        id=row["id"],
-        handle=row["handle"],
-        name=row["name"],
-        type=row["type"],
-        default_denomination=row["default_denomination"],
+        id=row[f"{prefix}id"],
+        handle=row[f"{prefix}handle"],
+        name=row[f"{prefix}name"],
+        type=row[f"{prefix}type"],
+        default_denomination=row[f"{prefix}default_denomination"],
     )
 
 
@@ -171,23 +171,13 @@ def ledger_page(conn: sqlite3.Connection, account_id: str, offset: int, limit: i
     return LedgerPage(entries=entries, offset=offset, total=total, limit=limit)
 
 
-def _counterparty(row: sqlite3.Row) -> Account:
-    return Account(
-        id=row["cp_id"],
-        handle=row["cp_handle"],
-        name=row["cp_name"],
-        type=row["cp_type"],
-        default_denomination=row["cp_denomination"],
-    )
-
-
 def _offer(row: sqlite3.Row, account_id: str) -> Offer:
     return Offer(
         id=row["id"],
         amount=from_units(row["amount"]),
         denomination=row["denomination"],
         direction="out" if row["issuer_id"] == account_id else "in",
-        counterparty=_counterparty(row),
+        counterparty=account_from_row(row, "cp_"),
         status=row["status"],
         created_at=row["created_at"],
     )
@@ -200,6 +190,6 @@ def _entry(row: sqlite3.Row, account_id: str) -> LedgerEntry:
         at=row["settled_at"],
         amount=from_units(sign * row["amount"]),
         denomination=row["denomination"],
-        counterparty=_counterparty(row),
+        counterparty=account_from_row(row, "cp_"),
         description=row["description"],
     )

@@ -7,10 +7,10 @@ from decimal import Decimal, InvalidOperation
 
 from ..flows import Invalid
 from .backend import DENOMINATIONS
+from .rules import HANDLE_LENGTH, NAME_LENGTH, NAME_PUNCTUATION, normalize_handle
 
-NAME_MIN, NAME_MAX = 3, 50
-HANDLE_MAX = 30
-_NAME_PUNCTUATION = set(" '-.")
+NAME_MIN, NAME_MAX = NAME_LENGTH  # the ledger's rule; the bot only words it for members
+HANDLE_MAX = HANDLE_LENGTH[1]
 _AMOUNT = re.compile(
     r"^(?:(?P<before>[A-Za-z]+)\s*)?(?P<number>[-+\u2212]?(?:\d[\d,]*(?:\.\d*)?|\.\d+))"
     r"(?:\s*(?P<after>[A-Za-z]+))?$"
@@ -77,7 +77,7 @@ def parse_name(text: str, which: str) -> str:
             f"Your {which} name must be {NAME_MIN} to {NAME_MAX} characters long; "
             f"“{name:.60}” has {len(name)}. Please send it again."
         )
-    bad = sorted({c for c in name if not c.isalpha() and c not in _NAME_PUNCTUATION})
+    bad = sorted({c for c in name if not c.isalpha() and c not in NAME_PUNCTUATION})
     if bad or not any(c.isalpha() for c in name):
         shown = " ".join(bad) or "no letters"
         raise Invalid(
@@ -89,7 +89,7 @@ def parse_name(text: str, which: str) -> str:
 
 def parse_handle(text: str) -> str:
     """An account handle as members write it (``@bob`` or ``bob``), lower-cased."""
-    handle = text.strip().removeprefix("@").lower()
+    handle = normalize_handle(text)
     if not handle or len(handle) > HANDLE_MAX:
         raise Invalid(f"A handle is 1 to {HANDLE_MAX} characters, like @bob. Please send it again.")
     if not _HANDLE.match(handle):

@@ -21,7 +21,7 @@ invalid), :class:`Finish` (done) or :class:`Abandon` (stopped, nothing done).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from .inbound import normalize
 from .messages import Buttons, Message, Option, Text, page_of
 
 if TYPE_CHECKING:
+    from ..state import Stages
     from .turn import Turn
 
 Messages = tuple[Message, ...]
@@ -310,3 +311,11 @@ class Flow:
     def step(self, name: str) -> Step | None:
         """The step called ``name``, or None (a flow changed under a live conversation)."""
         return next((step for step in self.steps if step.name == name), None)
+
+
+def declare_flows(stages: Stages, flows: Iterable[Flow]) -> Stages:
+    """Declare each flow's stage in ``stages`` (those already declared are left alone)."""
+    for flow in flows:
+        if flow.id not in stages:
+            stages.add_flow(flow.id, before_auth=flow.before_auth)
+    return stages

@@ -31,6 +31,7 @@ from .components import (
     Retry,
     Step,
     Wait,
+    declare_flows,
     match_option,
 )
 from .inbound import Inbound, is_cancel, is_greeting, session_tag, stamp, unstamp
@@ -74,9 +75,7 @@ class Headquarters:
         self.manager = manager
         self.bot = bot
         self.flows = {flow.id: flow for flow in bot.flows}
-        for flow in bot.flows:
-            if flow.id not in manager.stages:
-                manager.stages.add_flow(flow.id, before_auth=flow.before_auth)
+        declare_flows(manager.stages, bot.flows)
 
     def handle(self, inbound: Inbound) -> list[Message]:
         """Process one inbound message; the replies come back with stamped option ids."""
