@@ -14,13 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-# Until the service lands (issue 5), `make run` is the terminal chat with the credex bot:
-# demo members seeded, you chatting as PHONE (a newcomer by default).
-PHONE ?= 263770000001
-
+# `make run`: the demo members seeded, then the service on http://127.0.0.1:8000
+# (STATEHQ_HOST/STATEHQ_PORT to change). Chat with the bot from a second terminal with
+# `.venv/bin/statehq chat --as 263770000001`, or point a WhatsApp number's webhook at it.
 run: $(STAMP)
 	@$(BIN)/statehq ledger seed
-	$(BIN)/statehq chat --as $(PHONE)
+	$(BIN)/statehq serve
 
 test: $(STAMP) lint
 	$(BIN)/pytest

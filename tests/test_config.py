@@ -35,6 +35,18 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_BACKEND_URL": "https://ledger.example/api/",
         "STATEHQ_BACKEND_API_KEY": " k1 ",
         "STATEHQ_WELCOME_GRANT": "25.5 zwg",
+        "STATEHQ_HOST": "0.0.0.0",
+        "STATEHQ_PORT": "9000",
+        "STATEHQ_WORKERS": "8",
+        "STATEHQ_LEASE_TTL": "10",
+        "STATEHQ_MAX_MESSAGE_AGE": "3600",
+        "STATEHQ_ADMIN_TOKEN": " admin-s3cret ",
+        "STATEHQ_MARK_READ": "on",
+        "WHATSAPP_VERIFY_TOKEN": "verify-me",
+        "WHATSAPP_APP_SECRET": "app-s3cret",
+        "WHATSAPP_ACCESS_TOKEN": "EAAG-s3cret",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+        "WHATSAPP_GRAPH_URL": "http://127.0.0.1:9999/v23.0/",
     }
     assert set(env) == {v.name for v in VARIABLES}
     s = Settings.from_env(env)
@@ -47,6 +59,23 @@ def test_every_variable_is_read() -> None:
         "25.5 ZWG",
     )
     assert "k1" not in repr(s)  # the API key never reaches a log line through a repr
+    assert (s.host, s.port, s.workers, s.lease_ttl, s.max_message_age) == (
+        "0.0.0.0",
+        9000,
+        8,
+        10.0,
+        3600.0,
+    )
+    assert (s.admin_token, s.mark_read) == ("admin-s3cret", True)
+    assert (s.whatsapp_verify_token, s.whatsapp_app_secret, s.whatsapp_access_token) == (
+        "verify-me",
+        "app-s3cret",
+        "EAAG-s3cret",
+    )
+    assert s.whatsapp_phone_number_id == "106540352242922"
+    assert s.whatsapp_graph_url == "http://127.0.0.1:9999/v23.0"
+    for secret in ("admin-s3cret", "verify-me", "app-s3cret", "EAAG-s3cret"):
+        assert secret not in repr(s)
     assert (s.data_dir, s.appendfsync, s.maxmemory, s.keep_server) == (
         Path("/tmp/x"),
         "always",
@@ -76,6 +105,13 @@ def test_every_variable_is_read() -> None:
         ("STATEHQ_MAXMEMORY", "lots", "size like 256mb"),
         ("STATEHQ_KEEP_SERVER", "maybe", "true or false"),
         ("STATEHQ_KEY_PREFIX", "has space", "letters, digits"),
+        ("STATEHQ_PORT", "http", "port number"),
+        ("STATEHQ_PORT", "70000", "between 0 and 65535"),
+        ("STATEHQ_HOST", "a host", "host name or IP"),
+        ("STATEHQ_WORKERS", "0", "at least 1"),
+        ("STATEHQ_MARK_READ", "sometimes", "true or false"),
+        ("WHATSAPP_PHONE_NUMBER_ID", "+1 555", "numeric id"),
+        ("WHATSAPP_GRAPH_URL", "graph.facebook.com", "http:// or https:// URL"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

@@ -95,6 +95,34 @@ def _grant(name: str, raw: str) -> str:
     return f"{parts[0]} {parts[1].upper()}"
 
 
+def _host(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-\[\]]{1,253}", value):
+        raise ConfigError(f"{name} must be a host name or IP address, got {raw!r}")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a port number, got {raw!r}") from None
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {raw!r}")
+    return value
+
+
+def _text(_name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _phone_number_id(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be the numeric id Meta shows for the number, got {raw!r}")
+    return value
+
+
 def size_in_bytes(size: str) -> int:
     """Convert a size such as ``256mb`` (as accepted by the settings) to bytes."""
     match = _SIZE.match(size)
@@ -126,6 +154,18 @@ class Settings:
     backend_url: str | None = None
     backend_api_key: str | None = field(default=None, repr=False)
     welcome_grant: str = "100 USD"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 4
+    lease_ttl: float = 30.0
+    max_message_age: float = 86400.0
+    admin_token: str | None = field(default=None, repr=False)
+    mark_read: bool = False
+    whatsapp_verify_token: str | None = field(default=None, repr=False)
+    whatsapp_app_secret: str | None = field(default=None, repr=False)
+    whatsapp_access_token: str | None = field(default=None, repr=False)
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
 
     def __post_init__(self) -> None:
         # Accept a str for convenience (StateStore.open(data_dir="/tmp/x")).
@@ -134,7 +174,7 @@ class Settings:
         # the error names the variable a user would set.
         for var in VARIABLES:
             value = getattr(self, var.attr)
-            if value is not None and var.attr not in ("data_dir", "keep_server", "backend_api_key"):
+            if value is not None and var.attr not in UNCHECKED:
                 var.parse(var.name, str(value))
 
     @classmethod
@@ -154,6 +194,10 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+UNCHECKED = ("data_dir", "keep_server", "mark_read", "port")
+"""Settings whose values in code are not strings to parse (their types are checked)."""
 
 
 @dataclass(frozen=True)
@@ -305,5 +349,93 @@ VARIABLES: tuple[Variable, ...] = (
         "100 USD",
         "What the built-in ledger credits a newly registered member (demo money, so a "
         "newcomer can offer a credex at once); 0 for nothing.",
+    ),
+    Variable(
+        "STATEHQ_HOST",
+        "host",
+        _host,
+        "127.0.0.1",
+        "Address `statehq serve` listens on (0.0.0.0 for every interface).",
+    ),
+    Variable(
+        "STATEHQ_PORT",
+        "port",
+        _port,
+        "8000",
+        "Port `statehq serve` listens on.",
+    ),
+    Variable(
+        "STATEHQ_WORKERS",
+        "workers",
+        _positive_int,
+        "4",
+        "Inbox worker threads per `statehq serve` process (each drains one member at a time).",
+    ),
+    Variable(
+        "STATEHQ_LEASE_TTL",
+        "lease_ttl",
+        _positive_float,
+        "30",
+        "Seconds a worker's lease on a member lasts unless renewed; a dead worker's "
+        "members are picked up after this.",
+    ),
+    Variable(
+        "STATEHQ_MAX_MESSAGE_AGE",
+        "max_message_age",
+        _positive_float,
+        "86400",
+        "Messages older than this (seconds; e.g. a week of redeliveries) are recorded in "
+        "the audit trail but not answered.",
+    ),
+    Variable(
+        "STATEHQ_ADMIN_TOKEN",
+        "admin_token",
+        _text,
+        "(unset: admin API off)",
+        "Bearer token for the `/admin/` API; unset disables it.",
+    ),
+    Variable(
+        "STATEHQ_MARK_READ",
+        "mark_read",
+        _flag,
+        "false",
+        "Mark each processed WhatsApp message as read (blue ticks) before answering it.",
+    ),
+    Variable(
+        "WHATSAPP_VERIFY_TOKEN",
+        "whatsapp_verify_token",
+        _text,
+        "(unset)",
+        "The verify token you type into Meta's webhook settings; GET /webhooks/whatsapp "
+        "answers the challenge only when it matches.",
+    ),
+    Variable(
+        "WHATSAPP_APP_SECRET",
+        "whatsapp_app_secret",
+        _text,
+        "(unset: webhook refuses POSTs)",
+        "The Meta app's secret: every POST must carry X-Hub-Signature-256 made with it.",
+    ),
+    Variable(
+        "WHATSAPP_ACCESS_TOKEN",
+        "whatsapp_access_token",
+        _text,
+        "(unset)",
+        "The Graph API token replies are sent with (a system user's permanent token).",
+    ),
+    Variable(
+        "WHATSAPP_PHONE_NUMBER_ID",
+        "whatsapp_phone_number_id",
+        _phone_number_id,
+        "(unset)",
+        "The id of the business number: replies are sent from it, and webhook updates for "
+        "any other number are acknowledged and ignored.",
+    ),
+    Variable(
+        "WHATSAPP_GRAPH_URL",
+        "whatsapp_graph_url",
+        _http_url,
+        "https://graph.facebook.com/v23.0",
+        "The Graph API base URL (point it at a local or staging server to test).",
     ),
 )

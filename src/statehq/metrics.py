@@ -5,7 +5,7 @@ Labels never carry member ids, tokens or message text: only kinds and outcomes.
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 RECOVERIES = Counter(
     "statehq_recoveries_total",
@@ -42,4 +42,73 @@ FLOW_FAILURES = Counter(
 STALE_TAPS = Counter(
     "statehq_stale_taps_total",
     "Taps on a menu that was no longer current (answered, never applied).",
+)
+
+# -- the service: store operations, inbox, messages ---------------------------------------
+
+STORE_OPERATIONS = Histogram(
+    "statehq_store_operation_seconds",
+    "Round trips to Redis/Valkey by script or command name (count and latency).",
+    ["operation"],
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+CONFLICTS = Counter(
+    "statehq_conflicts_total",
+    "Compare-and-set writes that found another version and were retried.",
+)
+TURN_RETRIES = Counter(
+    "statehq_turn_retries_total",
+    "Messages run again because their commit met a concurrent write.",
+)
+LEASE_WAITS = Counter(
+    "statehq_lease_waits_total",
+    "Times a worker found a member's lease held by another worker and moved on.",
+)
+DEDUP_HITS = Counter(
+    "statehq_dedup_hits_total",
+    "Updates recognised as already received or already applied, by where.",
+    ["where"],
+)
+MESSAGES_IN = Counter(
+    "statehq_messages_in_total",
+    "Inbound updates by kind (text, button, list, unsupported, system, status, ...).",
+    ["kind"],
+)
+MESSAGES_OUT = Counter(
+    "statehq_messages_out_total",
+    "Messages sent to members by type (text, buttons, list, read).",
+    ["type"],
+)
+SEND_FAILURES = Counter(
+    "statehq_send_failures_total",
+    "Sends that failed, by Graph API error code (or HTTP status / 'network').",
+    ["code"],
+)
+SEND_RETRIES = Counter(
+    "statehq_send_retries_total",
+    "Send attempts repeated after a retryable failure, by code.",
+    ["code"],
+)
+OLD_MESSAGES = Counter(
+    "statehq_old_messages_total",
+    "Messages older than STATEHQ_MAX_MESSAGE_AGE: recorded, not answered.",
+)
+
+# Gauges filled when /metrics is scraped (read from the store, so every process agrees).
+QUEUE_SENDERS = Gauge(
+    "statehq_inbox_senders",
+    "Members with updates waiting in their inbox.",
+)
+QUEUE_DEPTH = Gauge(
+    "statehq_inbox_depth",
+    "Updates waiting in inboxes (summed over the first 1000 waiting members).",
+)
+QUEUE_AGE = Gauge(
+    "statehq_inbox_oldest_seconds",
+    "How long the longest-waiting member has been due (0 when nobody waits).",
+)
+SESSIONS_BY_STAGE = Gauge(
+    "statehq_sessions",
+    "Live sessions by stage (counted over at most 5000 sessions per scrape).",
+    ["stage"],
 )

@@ -9,7 +9,8 @@ with the reason, for the log.
 What reaches the flow engine (:meth:`WhatsAppMessage.inbound`): text, reply buttons, list
 replies, template quick replies and flow replies (``nfm_reply``). Stickers, images,
 locations, reactions, unsupported and unknown types are ``unsupported`` (the service
-answers them politely); ``system`` messages, deletions and statuses never move a flow.
+answers them politely); ``system`` messages, ``deleted`` and ``edited`` messages and
+statuses never move a flow and are never answered.
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def _content(raw: dict[str, Any]) -> tuple[str, str, str | None]:
             return "list", str(reply.get("title", "")), _str(reply.get("id"))
         if reply_type == "nfm_reply":
             return "flow", str(reply.get("response_json", "")), None
-    if kind == "system":
-        return "system", "", None
+    if kind in ("system", "revoke", "edit"):
+        # A number change, a deleted or an edited message: news, never a question.
+        return {"revoke": "deleted", "edit": "edited"}.get(kind, kind), "", None
     return "unsupported", "", None
 
 

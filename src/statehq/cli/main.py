@@ -3,6 +3,7 @@
     statehq state show|history|update|rollback|recover|reset MEMBER ...
     statehq audit MEMBER [--since ID|TIME] [--limit N]     statehq audit --tail
     statehq identity unbind CHANNEL --reason TEXT
+    statehq serve          the service: WhatsApp webhook, inbox workers, /healthz, /metrics
     statehq chat --as PHONE   chat with the credex bot (numbered options; scriptable on stdin)
     statehq ledger seed|serve the built-in credex ledger: demo members, its REST API
     statehq shell          an interactive prompt for the same state commands
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     unbind.add_argument("channel", help="e.g. whatsapp:263771234567")
     unbind.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     chat.add_commands(commands)
+    serve = commands.add_parser("serve", help="run the service: webhook, workers, health, admin")
+    serve.add_argument("--host", default=None, help="listen address (default STATEHQ_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port (default STATEHQ_PORT)")
+    serve.add_argument("--workers", type=int, default=None, help="worker threads")
     commands.add_parser("shell", help="interactive prompt for state commands")
     commands.add_parser("health", help="check the store end to end")
     bench = commands.add_parser("bench", help="run the benchmarks")
@@ -199,6 +204,30 @@ def run_health(store: StateStore) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    """``statehq serve``: the service in the foreground, until Ctrl-C."""
+    from ..service.app import serve
+
+    changes = {
+        name: value
+        for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if value is not None
+    }
+    if args.url:
+        changes["redis_url"] = args.url
+    settings = Settings.from_env().override(**changes)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{shown}:{settings.port}"
+    print(f"statehq {__version__} serving on {base}", flush=True)
+    print(f"  WhatsApp webhook  {base}/webhooks/whatsapp", flush=True)
+    print(f"  health, metrics   {base}/healthz  {base}/metrics", flush=True)
+    admin = "on" if settings.admin_token else "off (set STATEHQ_ADMIN_TOKEN)"
+    print(f"  admin API         {base}/admin/  {admin}", flush=True)
+    print("  chat from a terminal:  statehq chat --as 263771111111   (Ctrl-C stops)", flush=True)
+    serve(settings)
+    return 0
+
+
 def run_shell(manager: StateManager, parser: argparse.ArgumentParser) -> int:
     """A prompt that accepts the ``state`` actions: show, history, update, ..."""
     state_parser = argparse.ArgumentParser(prog="", add_help=False, exit_on_error=False)
@@ -256,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "ledger":
             return chat.run_ledger(Settings.from_env(), args)
+        if args.command == "serve":
+            return run_serve(args)
         with StateStore.open(url=args.url) as store:
             if store.settings.redis_url is None and args.command == "shell":
                 where = EmbeddedValkey(store.settings)

@@ -15,13 +15,18 @@ an older version is stale (see :mod:`statehq.flows.inbound`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from .. import metrics
+from ..errors import VersionConflict
 from ..redact import get_logger, redact_text
 from ..state import StateManager
+from ..store import Lease
 from ..store.audit import AuditEvent
+from ..store.operations import Outbox
 from .components import (
     Answer,
     Finish,
@@ -68,6 +73,20 @@ class Bot(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Processed:
+    """What :meth:`Headquarters.process` did with one message.
+
+    ``replies`` are stamped and were queued with the commit; ``duplicate`` means the
+    message had been applied before: nothing was written and nothing queued.
+    """
+
+    replies: list[Message]
+    session_key: str
+    version: int
+    duplicate: bool
+
+
 class Headquarters:
     """The flow engine: ``handle(inbound)`` returns the replies for one message."""
 
@@ -78,9 +97,50 @@ class Headquarters:
         declare_flows(manager.stages, bot.flows)
 
     def handle(self, inbound: Inbound) -> list[Message]:
-        """Process one inbound message; the replies come back with stamped option ids."""
+        """Process one inbound message; the replies come back with stamped option ids.
+
+        Each step's write is stored as it is made. The service uses :meth:`process`,
+        which commits a message's writes as one, exactly once.
+        """
         session = self.manager.open(inbound.channel)
         turn = Turn(self, session, inbound)
+        return _stamped(self._replies(turn), turn.session.version, turn.session.key)
+
+    def process(
+        self,
+        inbound: Inbound,
+        *,
+        lease: Lease | None = None,
+        outbox: Callable[[list[Message]], Outbox | None] | None = None,
+    ) -> Processed:
+        """Process one message as one commit: its state change, dedup mark and replies.
+
+        The session's writes are held until the end of the turn (see
+        :meth:`MemberSession.begin_turn`), then written by one script together with the
+        mark for ``inbound.message_id`` and the replies ``outbox`` renders for sending.
+        When the session changed meanwhile (another channel of the member), the turn
+        runs again on the new state; its backend calls repeat with the same idempotency
+        keys. A message already applied comes back ``duplicate``, with nothing written.
+        """
+        give_up = time.monotonic() + self.manager.store.settings.mutate_deadline
+        while True:
+            session = self.manager.open(inbound.channel, lease=lease)
+            session.begin_turn()
+            turn = Turn(self, session, inbound)
+            replies = _stamped(self._replies(turn), session.turn_version, session.key)
+            try:
+                snap = session.commit_turn(
+                    inbound.message_id, outbox(replies) if outbox is not None else None
+                )
+            except VersionConflict:
+                metrics.TURN_RETRIES.inc()
+                if time.monotonic() > give_up:
+                    raise
+                continue
+            return Processed(replies, session.key, snap.version, snap.duplicate)
+
+    def _replies(self, turn: Turn) -> list[Message]:
+        session = turn.session
         replies: list[Message] = []
         if session.recovered is not None and session.recovered.outcome != "healthy":
             replies.append(Text(session.recovered.message))
@@ -88,7 +148,7 @@ class Headquarters:
             replies.extend(self._route(turn))
         except Exception as error:  # a member never sees a bare exception
             replies.append(self._failure(turn, error))
-        return _stamped(replies, turn.session.version, turn.session.key)
+        return replies
 
     # -- routing ------------------------------------------------------------------------
 

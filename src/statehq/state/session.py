@@ -23,9 +23,10 @@ from ..errors import (
     TransitionRefused,
 )
 from ..redact import get_logger, redact_text
-from ..store import DEFAULT_PRESERVE, Snapshot
+from ..store import DEFAULT_PRESERVE, Lease, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
+from ..store.operations import Outbox
 from .channels import ChannelId, member_of_key
 from .model import STAGE_AUTH, STAGE_INIT, STAGE_MENU, fresh_validation
 from .tokens import token_expiry
@@ -65,6 +66,7 @@ class MemberSession:
         self.recovered = recovered
         self.lease = lease
         self._snap = snapshot
+        self._staged: _Staged | None = None
 
     # -- reading (always copies) ---------------------------------------------------------
 
@@ -268,8 +270,13 @@ class MemberSession:
         """
         from .identity import bind
 
+        staging = self._staged is not None
+        self._flush_turn()
+        self._staged = None
         snap = bind(self, member_id, token, profile, current_account, reason)
         self._snap = snap
+        if staging:
+            self._staged = _Staged(snap)
         return snap
 
     def rollback(self, version: int, *, reason: str = "operator rollback") -> Snapshot:
@@ -302,6 +309,61 @@ class MemberSession:
         )
         self.manager.store.audit_append(self.key, event)
 
+    # -- turns: a message's writes committed as one ---------------------------------------
+
+    def begin_turn(self) -> None:
+        """Hold every write from now on until :meth:`commit_turn` writes them as one.
+
+        Writes are validated and their transitions checked as they are made (a refusal
+        still raises at once); the store sees them only at the commit, together with the
+        message's dedup mark and its replies. A worker that dies before the commit has
+        changed nothing, so the message can simply be processed again.
+        """
+        self._staged = _Staged(self._snap)
+
+    @property
+    def turn_version(self) -> int:
+        """The version the session will have once the turn is committed."""
+        staged = self._staged
+        if staged is None:
+            return self.version
+        return staged.base.version + (1 if staged.events else 0)
+
+    def commit_turn(self, message_id: str | None, outbox: Outbox | None = None) -> Snapshot:
+        """Write the turn's changes, dedup mark, audit entries and replies in one script.
+
+        Raises :class:`~statehq.errors.VersionConflict` when the session changed since the
+        turn began (run the turn again); returns a ``duplicate`` snapshot, writing
+        nothing, when ``message_id`` had already been applied.
+        """
+        staged, self._staged = self._staged, None
+        if staged is None:
+            raise InvalidInput("commit_turn() without begin_turn()")
+        if message_id is None and not staged.events:
+            return self._snap
+        doc = self._snap.doc
+        snap = self.manager.store.commit(
+            self.key,
+            staged.base.doc,
+            doc,
+            expected_version=staged.base.version,
+            message_id=message_id,
+            lease=self._fencing_lease(),
+            audit=tuple(staged.events),
+            outbox=outbox,
+        )
+        if snap.quiet:
+            snap = Snapshot(doc, snap.version, snap.ttl)
+        self._snap = snap
+        return snap
+
+    def _flush_turn(self) -> None:
+        """Write what the turn holds so far (before a step that writes elsewhere: a login)."""
+        if self._staged is None:
+            return
+        self.commit_turn(None)
+        self._staged = _Staged(self._snap)
+
     # -- internals -----------------------------------------------------------------------
 
     def _write(
@@ -332,10 +394,10 @@ class MemberSession:
             validator.check(self.key, before, after, identity=identity)
             return after
 
+        if self._staged is not None:
+            return self._stage(apply, events)
         for _ in range(3):
-            # A lease fences the key it was taken on; after a move to the member's key
-            # the channel's lease no longer applies there (issue 5 leases member keys).
-            lease = self.lease if getattr(self.lease, "member_id", None) == self.key else None
+            lease = self._fencing_lease()
             try:
                 snap = store.mutate(
                     self.key, apply, message_id=message_id, lease=lease, audit=events
@@ -354,6 +416,32 @@ class MemberSession:
             self._snap = snap
             return snap
         raise SessionEnded(self.key)
+
+    def _fencing_lease(self) -> Lease | None:
+        # A lease fences the key it was taken on: after a login moved the session to the
+        # member's key, the channel's lease does not apply there (the turn's compare-and-set
+        # and the message's dedup mark still make its commit happen at most once).
+        lease = self.lease
+        return lease if isinstance(lease, Lease) and lease.member_id == self.key else None
+
+    def _stage(self, apply: Change, events: tuple[AuditEvent, ...]) -> Snapshot:
+        staged = self._staged
+        assert staged is not None
+        draft = copy.deepcopy(self._snap.doc)
+        try:
+            result = apply(draft)
+        except StateValidationError as refused:
+            metrics.REFUSED_WRITES.inc()
+            self._audit_refusal("state.refused", refused, events[0].event, events[0].reason)
+            raise
+        except TransitionRefused as refused:
+            metrics.REFUSED_TRANSITIONS.inc()
+            self._audit_refusal("transition.refused", refused, events[0].event, events[0].reason)
+            raise
+        after = draft if result is None else result
+        staged.events.extend(events)
+        self._snap = Snapshot(after, self._snap.version, self._snap.ttl)
+        return self._snap
 
     def _audit_refusal(self, name: str, error: Exception, attempted: str, reason: str) -> None:
         detail: dict[str, Any] = {"attempted": attempted}
@@ -416,6 +504,14 @@ class MemberSession:
                 doc["authenticated"] = False
 
         self._write(drop, "token.expired", reason="the backend token expired and was not refreshed")
+
+
+class _Staged:
+    """A turn in progress: the snapshot it began from and the audit events held."""
+
+    def __init__(self, base: Snapshot) -> None:
+        self.base = base
+        self.events: list[AuditEvent] = []
 
 
 def _active_flow(doc: dict[str, Any], key: str, expected: str | None) -> dict[str, Any]:

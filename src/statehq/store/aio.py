@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -12,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from ..config import Settings
+from ..metrics import STORE_OPERATIONS
 from . import audit as trail
 from . import requests as ops
 from . import routes
@@ -90,6 +92,14 @@ class AsyncStateStore:
             return done.value
 
     async def _perform(self, request: ops.Request) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self._perform_timed(request)
+        finally:
+            if not isinstance(request, ops.Sleep):
+                STORE_OPERATIONS.labels(ops.name_of(request)).observe(time.perf_counter() - started)
+
+    async def _perform_timed(self, request: ops.Request) -> Any:
         if isinstance(request, ops.Sleep):
             await asyncio.sleep(request.seconds)
             return None
@@ -115,6 +125,13 @@ class AsyncStateStore:
         return f"statehq store at {redact_url(url)}"
 
     # -- public API ----------------------------------------------------------------------
+
+    async def execute(self, operation: ops.Operation) -> Any:
+        """Run an operation generator (see :mod:`statehq.store.requests`) on this store.
+
+        For components built on the store's scripts and keys, such as the inbox.
+        """
+        return await self._run(operation)
 
     async def get(self, member_id: str) -> Snapshot | None:
         """The member's live document, version and TTL; None if there is no live session."""

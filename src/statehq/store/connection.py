@@ -25,6 +25,12 @@ SCRIPT_NAMES = (
     "audit_append",
     "bind",
     "unbind",
+    "inbox_push",
+    "inbox_next",
+    "inbox_ack",
+    "ready_claim",
+    "ready_mark",
+    "outbox_pop",
 )
 
 

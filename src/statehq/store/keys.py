@@ -10,6 +10,7 @@ single Cluster slot and runs on Redis Cluster unchanged::
     <prefix>:{<member>}:fence     string  fencing-token counter            (1 day, refreshed)
     <prefix>:{<member>}:msg:<id>  string  version a message produced       (dedup TTL)
     <prefix>:{<member>}:route     string  session key this one moved to    (no TTL: identity)
+    <prefix>:{<member>}:outbox:<channel>  list  replies queued for sending (dedup TTL)
     <prefix>:{<member>}:audit     stream  audit trail                      (audit retention)
     <prefix>:audit-tail           stream  every session's audit summaries  (length-capped)
 
@@ -83,6 +84,10 @@ class MemberKeys:
     def message(self, message_id: str) -> str:
         """The dedup mark of one inbound message."""
         return f"{self.base}:msg:{check_message_id(message_id)}"
+
+    def outbox(self, channel: str) -> str:
+        """Replies to ``channel`` written with this session's state, waiting to be sent."""
+        return f"{self.base}:outbox:{check_member_id(channel)}"
 
 
 class KeySpace:

@@ -25,12 +25,14 @@ class Snapshot:
     store-owned ``_version`` and ``_last_updated``. ``ttl`` is the remaining session time
     in seconds. ``duplicate`` is true when a write carried a ``message_id`` that had already
     been applied: nothing was written, and the snapshot shows the current state.
+    ``quiet`` is true when a quiet write changed nothing: the version was kept and
+    ``doc`` is empty (the caller holds the document it wrote).
 
     A write's snapshot decodes ``doc`` on first access: callers that only need the new
     version do not pay for rebuilding the document.
     """
 
-    __slots__ = ("_doc", "_load", "duplicate", "ttl", "version")
+    __slots__ = ("_doc", "_load", "duplicate", "quiet", "ttl", "version")
 
     def __init__(
         self,
@@ -40,12 +42,14 @@ class Snapshot:
         duplicate: bool = False,
         *,
         load: Callable[[], dict[str, Any]] | None = None,
+        quiet: bool = False,
     ) -> None:
         self._doc = doc
         self._load = load
         self.version = version
         self.ttl = ttl
         self.duplicate = duplicate
+        self.quiet = quiet
 
     @property
     def doc(self) -> dict[str, Any]:

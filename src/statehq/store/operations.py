@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..errors import (
     VersionConflict,
     VersionNotFound,
 )
+from ..metrics import CONFLICTS
 from ..redact import redact_text
 from . import codec
 from .audit import AuditEvent, secret_names, timestamp_leaf
@@ -106,11 +108,16 @@ class Operations:
         message_id: str | None = None,
         lease: Lease | None = None,
         audit: tuple[AuditEvent, ...] = (),
+        outbox: Outbox | None = None,
+        quiet: bool = False,
     ) -> Operation:
         """Apply server operations in one script call; the single write path.
 
         ``audit`` events are appended to the session's audit stream by the same script,
         each stamped with the versions before and after and the fields that changed.
+        ``outbox`` replies are queued by the same script too (they need a ``message_id``):
+        the state change, the dedup mark and the replies land together or not at all.
+        With ``quiet``, a write that changes nothing keeps the version (see update.lua).
         """
         keys = self.keys.member(member_id)
         if expected_version is not None and (
@@ -119,8 +126,12 @@ class Operations:
             raise InvalidInput(f"expected_version must be an int >= 0, got {expected_version!r}")
         if lease is not None and lease.member_id != member_id:
             raise InvalidInput(f"the lease is for member {lease.member_id!r}, not {member_id!r}")
+        if outbox is not None and message_id is None:
+            raise InvalidInput("replies are queued with the message they answer: pass message_id")
         stamp = timestamp_leaf(self.clock())
-        script = self._write_script(keys, ops, expected_version, message_id, lease, audit, stamp)
+        script = self._write_script(
+            keys, ops, expected_version, message_id, lease, audit, stamp, outbox, quiet
+        )
         reply = yield script
         result = self._parse_write(reply, member_id, expected_version, lease)
         if reply[0] == b"OK" and audit:
@@ -137,11 +148,15 @@ class Operations:
         lease: Lease | None,
         events: tuple[AuditEvent, ...],
         stamp: str,
+        outbox: Outbox | None,
+        quiet: bool,
     ) -> Script:
         s = self.settings
         key_list = [keys.doc, keys.hist, keys.seen, keys.lease, keys.route, keys.audit]
         if message_id is not None:
             key_list.append(keys.message(message_id))
+        if outbox is not None:
+            key_list.append(keys.outbox(outbox.channel))
         args: list[bytes | str | int] = [
             "" if expected_version is None else expected_version,
             "" if lease is None else lease.token,
@@ -154,10 +169,14 @@ class Operations:
             _ms(s.audit_retention),
             s.audit_max_entries,
             secret_names(),
+            "1" if quiet else "",
             len(events),
         ]
         for event in events:
             args.extend(event.encoded())
+        replies = outbox.entries if outbox is not None else ()
+        args.append(len(replies))
+        args.extend(replies)
         for op in ops:
             args.extend(op)
         return Script("update", key_list, args)
@@ -199,6 +218,8 @@ class Operations:
                 ttl=_seconds(reply[2]),
                 load=lambda: codec.decode_encoded_doc(encoded, member_id),
             )
+        if status == b"QUIET":
+            return Snapshot(None, int(reply[1]), _seconds(reply[2]), quiet=True)
         if status == b"DUP":
             if not reply[4]:
                 return Snapshot({}, 0, None, duplicate=True)
@@ -268,6 +289,7 @@ class Operations:
                     )
                 )
             except VersionConflict as conflict:
+                CONFLICTS.inc()
                 actual = conflict.actual_version
             pause = random.uniform(0, min(0.05, 0.001 * 2 ** min(attempts, 6)))
             if time.monotonic() + pause >= give_up:
@@ -346,6 +368,14 @@ class Operations:
         keys = self.keys.member(lease.member_id)
         released = yield Script("lease_release", [keys.lease], [lease.token])
         return bool(released)
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Replies to queue with a write: encoded entries for one channel's outbox."""
+
+    channel: str
+    entries: tuple[str, ...]
 
 
 def ping() -> Operation:

@@ -45,3 +45,10 @@ def keys_of(request: Request) -> list[str] | tuple[str, ...]:
     if isinstance(request, Command):
         return request.args[1:2]
     return ()
+
+
+def name_of(request: Script | Command) -> str:
+    """A short label for metrics: the script's name or the command's verb."""
+    if isinstance(request, Script):
+        return request.name
+    return request.args[0].lower()

@@ -12,14 +12,15 @@ import redis
 from redis.exceptions import NoScriptError, RedisError
 
 from ..config import Settings
+from ..metrics import STORE_OPERATIONS
 from . import audit as trail
+from . import codec, routes
 from . import requests as ops
-from . import routes
 from .audit import AuditEntry, AuditEvent, TailEntry
 from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
-from .operations import Clock, Operations, ping, utc_now
+from .operations import Clock, Operations, Outbox, ping, utc_now
 
 Patch = dict[str, Any]
 Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -104,6 +105,14 @@ class StateStore:
             return done.value
 
     def _perform(self, request: ops.Request) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._perform_timed(request)
+        finally:
+            if not isinstance(request, ops.Sleep):
+                STORE_OPERATIONS.labels(ops.name_of(request)).observe(time.perf_counter() - started)
+
+    def _perform_timed(self, request: ops.Request) -> Any:
         if isinstance(request, ops.Sleep):
             time.sleep(request.seconds)
             return None
@@ -129,6 +138,13 @@ class StateStore:
         return f"statehq store at {redact_url(url)}"
 
     # -- public API ----------------------------------------------------------------------
+
+    def execute(self, operation: ops.Operation) -> Any:
+        """Run an operation generator (see :mod:`statehq.store.requests`) on this store.
+
+        For components built on the store's scripts and keys, such as the inbox.
+        """
+        return self._run(operation)
 
     def get(self, member_id: str) -> Snapshot | None:
         """The member's live document, version and TTL; None if there is no live session."""
@@ -192,6 +208,39 @@ class StateStore:
                 message_id=message_id,
                 lease=lease,
                 audit=tuple(audit),
+            )
+        )
+        return result
+
+    def commit(
+        self,
+        member_id: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        *,
+        expected_version: int,
+        message_id: str | None,
+        lease: Lease | None = None,
+        audit: Sequence[AuditEvent] = (),
+        outbox: Outbox | None = None,
+    ) -> Snapshot:
+        """Write a whole turn at once: ``old`` becomes ``new`` if still at ``expected_version``.
+
+        The change, the message's dedup mark, its audit entries and its replies (``outbox``)
+        are written by one script call. A turn that changed nothing keeps the version
+        (``quiet``). Raises :class:`VersionConflict` when someone wrote meanwhile; returns a
+        ``duplicate`` snapshot, writing nothing, when the message was already applied.
+        """
+        result: Snapshot = self._run(
+            self._ops.write(
+                member_id,
+                codec.replace_ops(old, new),
+                expected_version=expected_version,
+                message_id=message_id,
+                lease=lease,
+                audit=tuple(audit),
+                outbox=outbox,
+                quiet=True,
             )
         )
         return result

@@ -9,6 +9,7 @@ KEYS[4]  lease  string "<token>:<holder>"
 KEYS[5]  route  string set when this session moved to another key (identity binding)
 KEYS[6]  audit  stream the session's audit trail
 KEYS[7]  msg    string dedup mark of the inbound message (optional)
+KEYS[8]  outbox list   replies queued for sending with this change (optional; needs msg)
 
 ARGV[1]  expected version, "" for none (0 = must not exist)
 ARGV[2]  fencing token, "" for none
@@ -17,7 +18,10 @@ ARGV[5]  history length            ARGV[6]  dedup-mark TTL in ms
 ARGV[7]  max document bytes        ARGV[8]  _last_updated as a JSON string leaf
 ARGV[9]  audit retention in ms     ARGV[10] audit stream max length
 ARGV[11] secret top-level field names, "\n"-separated (values never audited)
-ARGV[12] n = number of audit events; then n quadruples (event, channel, reason, detail)
+ARGV[12] "1" = quiet: when nothing changes and there are no audit events, keep the
+         version (the dedup mark and replies are still written, the TTL still slides)
+ARGV[13] n = number of audit events; then n quadruples (event, channel, reason, detail)
+then     m = number of replies; then m entries pushed to the outbox
 then     operation triples (op, path, value); see statehq/store/codec.py
 
 Returns one of
@@ -25,15 +29,16 @@ Returns one of
   {"DUP", produced_version, version, ttl_ms, encoded or ""}
   {"CONFLICT", actual_version}
   {"LEASE", current_token or -1}
+  {"QUIET", version, ttl_ms}                   quiet and nothing changed: version kept
   {"TOOBIG", size}
   {"MOVED", target}                          the session now lives under target
   {"ABSENT"}                                 an "E" op found no document
 
-Nothing is written unless the reply is OK. JSON is never decoded here: leaves are
+Nothing is written unless the reply is OK (or QUIET). JSON is never decoded here: leaves are
 opaque strings, which is what keeps [] a list and 2**64 exact.
 ]]
 local doc_key, hist_key, seen_key, lease_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local route_key, audit_key, msg_key = KEYS[5], KEYS[6], KEYS[7]
+local route_key, audit_key, msg_key, outbox_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local expected, token = ARGV[1], ARGV[2]
 local ttl, seen_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local hist_len, dedup_ttl, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -41,8 +46,18 @@ local stamp = ARGV[8]
 local audit_ms, audit_len = tonumber(ARGV[9]), tonumber(ARGV[10])
 local secret = {}
 for name in string.gmatch(ARGV[11], "[^\n]+") do secret[name] = true end
-local n_events = tonumber(ARGV[12])
-local first_op = 13 + 4 * n_events
+local quiet = ARGV[12] == "1"
+local n_events = tonumber(ARGV[13])
+local n_out = tonumber(ARGV[14 + 4 * n_events])
+local first_out = 15 + 4 * n_events
+local first_op = first_out + n_out
+
+local function queue_replies()
+  if outbox_key and n_out > 0 then
+    redis.call("RPUSH", outbox_key, unpack(ARGV, first_out, first_out + n_out - 1))
+    redis.call("PEXPIRE", outbox_key, dedup_ttl)
+  end
+end
 
 local moved = redis.call("GET", route_key)
 if moved then return {"MOVED", moved} end
@@ -117,6 +132,20 @@ local size = 0
 for field, value in pairs(doc) do size = size + #field + #value end
 if size > max_bytes then return {"TOOBIG", size} end
 
+local real_change = false
+for _, path in ipairs(touched) do
+  if (doc[path] or false) ~= before[path] then real_change = true; break end
+end
+if quiet and exists and not real_change and n_events == 0 then
+  -- Nothing to version: only remember the message, queue its replies, slide the TTL.
+  redis.call("PEXPIRE", doc_key, ttl)
+  redis.call("PEXPIRE", hist_key, ttl)
+  redis.call("PEXPIRE", seen_key, seen_ttl)
+  if msg_key then redis.call("SET", msg_key, tostring(version), "PX", dedup_ttl) end
+  queue_replies()
+  return {"QUIET", version, ttl}
+end
+
 local sets, dels, changed, removed, values = {}, {}, {}, {}, {}
 table.sort(touched)
 for _, path in ipairs(touched) do
@@ -147,6 +176,7 @@ redis.call("PEXPIRE", doc_key, ttl)
 redis.call("PEXPIRE", hist_key, ttl)
 redis.call("SET", seen_key, version_leaf, "PX", seen_ttl)
 if msg_key then redis.call("SET", msg_key, version_leaf, "PX", dedup_ttl) end
+queue_replies()
 
 local audit_ids = {}
 if n_events > 0 then
@@ -157,7 +187,7 @@ if n_events > 0 then
   local fields_json, removed_json = json_list(changed), json_list(removed)
   local values_json = "{" .. table.concat(values, ",") .. "}"
   for e = 0, n_events - 1 do
-    local base = 13 + 4 * e
+    local base = 14 + 4 * e
     audit_ids[#audit_ids + 1] = redis.call("XADD", audit_key, "MAXLEN", audit_len, "*",
       "ts", stamp, "event", ARGV[base], "channel", ARGV[base + 1], "reason", ARGV[base + 2],
       "detail", ARGV[base + 3], "v_before", tostring(version), "v_after", version_leaf,

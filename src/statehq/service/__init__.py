@@ -1,0 +1,1 @@
+"""The HTTP service: the WhatsApp webhook, the inbox workers, health, metrics and admin."""

@@ -1,0 +1,39 @@
+"""WhatsApp as a worker's way out: replies rendered for the Graph API, and sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..channels import whatsapp
+from ..channels.graph import GraphSender, SendResult
+from ..flows import Message
+from ..state import ChannelId
+from .inbox import Update
+from .worker import reply_entries
+
+
+class WhatsAppDelivery:
+    """Renders replies as Graph API bodies (a read receipt first, if asked) and sends them."""
+
+    def __init__(self, sender: GraphSender, *, mark_read: bool = False) -> None:
+        self.sender = sender
+        self.mark_read = mark_read
+
+    def render(self, update: Update, replies: list[Message]) -> list[str]:
+        """Outbox entries answering ``update``: its read receipt, then each reply."""
+        to = ChannelId.parse(update.channel).identifier
+        bodies = [whatsapp.render(message, to) for message in replies]
+        if self.mark_read and update.kind != "status":
+            receipt = {"messaging_product": "whatsapp", "status": "read", "message_id": update.id}
+            bodies.insert(0, receipt)
+        return reply_entries(update, bodies)
+
+    def deliver(self, body: dict[str, Any]) -> SendResult:
+        """Send one body: a read receipt or a message."""
+        if body.get("status") == "read":
+            return self.sender.mark_read(str(body["message_id"]))
+        return self.sender.send(body)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.sender.close()

@@ -1,0 +1,12 @@
+#!lua
+--[[ statehq inbox_ack: forget a processed update (its dedup marks stay).
+
+KEYS[1] inbox  sorted set   KEYS[2] bodies  hash   KEYS[3] tries  hash
+ARGV[1] message id
+
+Returns the number of updates still queued for this sender.
+]]
+redis.call("ZREM", KEYS[1], ARGV[1])
+redis.call("HDEL", KEYS[2], ARGV[1])
+redis.call("HDEL", KEYS[3], ARGV[1])
+return redis.call("ZCARD", KEYS[1])

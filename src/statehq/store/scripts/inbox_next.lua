@@ -1,0 +1,17 @@
+#!lua
+--[[ statehq inbox_next: the sender's oldest queued update, counting the attempt.
+
+KEYS[1] inbox  sorted set   KEYS[2] bodies  hash   KEYS[3] tries  hash id -> attempts
+
+Returns {id, body, attempts} or {} when the inbox is empty. attempts > 1 means a worker
+took this update before and did not acknowledge it (it died, or its turn failed).
+]]
+local head = redis.call("ZRANGE", KEYS[1], 0, 0)
+if #head == 0 then return {} end
+local id = head[1]
+local body = redis.call("HGET", KEYS[2], id)
+if not body then
+  redis.call("ZREM", KEYS[1], id)
+  return {id, "", 0}
+end
+return {id, body, redis.call("HINCRBY", KEYS[3], id, 1)}

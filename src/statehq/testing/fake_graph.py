@@ -1,0 +1,416 @@
+"""A stand-in for Meta's Graph API servers: the WhatsApp Cloud API ``/messages`` endpoint.
+
+It is the only fake statehq's tests use (everything else runs against real servers): Meta
+cannot be called from a test, so this speaks its protocol over real HTTP instead. Point
+``WHATSAPP_GRAPH_URL`` (or :class:`~statehq.channels.graph.GraphSender`) at
+:attr:`FakeGraph.url` and posts come to ``{url}/{phone_number_id}/messages``:
+
+    with FakeGraph(access_token="t") as graph:
+        graph.fail_next(1, code=130429)          # the next send hits the rate limit
+        ...                                      # run the service or a sender
+        graph.wait_for(2)                        # the failed attempt and the retry
+        assert graph.messages_to("263771234567")[0]["text"]["body"] == "Hello"
+
+Answers have Meta's shapes: a ``wamid`` for a message, ``{"success": true}`` for a read
+receipt, and Meta's error payload (``error.code``, ``error_data.details``, ``fbtrace_id``)
+for a wrong token (190), a malformed body (100) or a failure queued with
+:meth:`FakeGraph.fail_next`. It is a raw ASGI app served by uvicorn on its own thread,
+fast enough (thousands of requests a second) to stand in for Meta in the benchmark.
+
+``GET /_fake/received`` lists the bodies received, for a fake run in another process:
+``python -m statehq.testing.fake_graph --port 8999 [--token T]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+Scope = dict[str, Any]
+Event = dict[str, Any]
+Receive = Callable[[], Awaitable[Event]]
+Send = Callable[[Event], Awaitable[None]]
+
+ERRORS: dict[int, tuple[int, str, str]] = {
+    1: (500, "An unknown error occurred", "Invalid request or possible server error."),
+    2: (
+        503,
+        "Service temporarily unavailable",
+        "Temporary due to downtime or due to being overloaded.",
+    ),
+    100: (400, "(#100) Invalid parameter", "The request included invalid parameters."),
+    190: (401, "Invalid OAuth access token - Cannot parse access token", ""),
+    130429: (400, "(#130429) Rate limit hit", "Cloud API message throughput has been reached."),
+    131026: (
+        400,
+        "(#131026) Message undeliverable",
+        "Unable to deliver message. The recipient may not be a WhatsApp user.",
+    ),
+    131047: (
+        400,
+        "(#131047) Re-engagement message",
+        "Message failed to send because more than 24 hours have passed since the customer "
+        "last replied to this number.",
+    ),
+    131056: (
+        400,
+        "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+        "Message failed to send because there were too many messages sent from this phone "
+        "number to the same phone number in a short period of time.",
+    ),
+}
+"""Graph error codes the fake knows: ``code -> (HTTP status, message, details)``."""
+TRANSIENT = frozenset({1, 2})
+
+
+def error_payload(
+    code: int, *, details: str | None = None, subcode: int | None = None
+) -> dict[str, Any]:
+    """Meta's error body for ``code`` (see :data:`ERRORS`; other codes get a generic one)."""
+    _, message, known = ERRORS.get(code, (400, f"(#{code}) Graph API error {code}", ""))
+    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code}
+    if details or known:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details or known}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if code in TRANSIENT:
+        error["is_transient"] = True
+    error["fbtrace_id"] = f"A{secrets.token_urlsafe(16)}"
+    return {"error": error}
+
+
+@dataclass(frozen=True)
+class Received:
+    """One POST to ``/{phone_number_id}/messages`` and the answer the fake gave it."""
+
+    phone_number_id: str
+    body: dict[str, Any]
+    authorization: str | None
+    at: float
+    status: int
+    answer: dict[str, Any]
+
+    @property
+    def is_read(self) -> bool:
+        """Whether this was a read receipt rather than a message."""
+        return self.body.get("status") == "read"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the fake accepted it (HTTP 200)."""
+        return self.status == 200
+
+
+@dataclass
+class _Failure:
+    code: int
+    status: int
+    to: str | None
+    subcode: int | None = field(default=None)
+
+
+class FakeGraph:
+    """Meta's ``/messages`` endpoint on a local port; see the module docstring.
+
+    The port is bound when the object is made (``port=0`` picks a free one), so
+    :attr:`url` is known before :meth:`start`. With ``access_token`` set, any other
+    bearer token is answered 401 (code 190). ``delay`` (seconds) slows every answer.
+    Started once, stopped once; the accessors are safe from any thread.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, access_token: str | None = None
+    ) -> None:
+        self.access_token = access_token
+        self.delay = 0.0
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = _listen(host, port, family)
+        bound = self._sock.getsockname()[1]
+        self.url = (
+            f"http://[{host}]:{bound}" if family == socket.AF_INET6 else f"http://{host}:{bound}"
+        )
+        self._changed = threading.Condition()
+        self._received: list[Received] = []
+        self._failures: deque[_Failure] = deque()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> FakeGraph:
+        """Serve on a background thread (its own event loop); returns once listening."""
+        if self._server is not None:
+            raise RuntimeError("this FakeGraph was already started")
+        config = uvicorn.Config(
+            self,
+            interface="asgi3",
+            lifespan="off",
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="fake-graph"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the fake Graph server did not start on {self.url}")
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (open connections are closed)."""
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> FakeGraph:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- programming and inspecting -------------------------------------------------------
+
+    def fail_next(
+        self,
+        times: int,
+        *,
+        code: int,
+        status: int | None = None,
+        to: str | None = None,
+        subcode: int | None = None,
+    ) -> None:
+        """Answer the next ``times`` posts (only those to ``to``, if given) with error
+        ``code``; ``status`` defaults to Meta's for that code (400 for most, 401 for 190,
+        500 for 1, 503 for 2)."""
+        if times < 0:
+            raise ValueError(f"times must not be negative, not {times}")
+        status = status if status is not None else ERRORS.get(code, (400, "", ""))[0]
+        with self._changed:
+            self._failures.extend(_Failure(code, status, to, subcode) for _ in range(times))
+
+    def received(self) -> list[Received]:
+        """Every post so far, failed attempts included, in arrival order (a copy)."""
+        with self._changed:
+            return list(self._received)
+
+    def messages_to(self, wa_id: str) -> list[dict[str, Any]]:
+        """Bodies of the messages (not read receipts) accepted for ``wa_id``, in order.
+
+        Rejected attempts are left out: this is what the member would see.
+        """
+        with self._changed:
+            return [
+                r.body
+                for r in self._received
+                if r.ok and not r.is_read and r.body.get("to") == wa_id
+            ]
+
+    def wait_for(
+        self,
+        count: int,
+        timeout: float = 10.0,
+        predicate: Callable[[Received], bool] | None = None,
+    ) -> list[Received]:
+        """Block until at least ``count`` posts (matching ``predicate``) have arrived; returns
+        them. Raises AssertionError, listing what did arrive, after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        matching: list[Received] = []
+        seen = 0
+        with self._changed:
+            while True:
+                if len(self._received) < seen:  # reset() meanwhile: start over
+                    matching, seen = [], 0
+                fresh = self._received[seen:]
+                seen = len(self._received)
+                matching.extend(r for r in fresh if predicate is None or predicate(r))
+                if len(matching) >= count:
+                    return matching
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(self._missing(count, len(matching), timeout))
+                self._changed.wait(left)
+
+    def reset(self) -> None:
+        """Forget every post received and every failure still queued."""
+        with self._changed:
+            self._received.clear()
+            self._failures.clear()
+
+    def _missing(self, count: int, matched: int, timeout: float) -> str:
+        last = [
+            f"{r.status} {r.body.get('type') or r.body.get('status')} to {r.body.get('to')}"
+            for r in self._received[-5:]
+        ]
+        return (
+            f"FakeGraph at {self.url}: expected {count} matching posts within {timeout}s, "
+            f"got {matched} (of {len(self._received)} received); last: {last or 'none'}"
+        )
+
+    # -- the ASGI app ---------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request (uvicorn calls this)."""
+        if scope["type"] != "http":
+            return
+        parts = [p for p in scope["path"].split("/") if p]
+        if scope["method"] == "GET" and parts == ["_fake", "received"]:
+            await _respond(send, 200, [r.body for r in self.received()])
+        elif scope["method"] == "POST" and len(parts) in (2, 3) and parts[-1] == "messages":
+            await self._messages(parts[-2], scope, receive, send)  # optional /vXX.X prefix
+        else:
+            missing = error_payload(100, details=f"Unknown path components: {scope['path']}")
+            await _respond(send, 400, missing)
+
+    async def _messages(self, phone: str, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = await _read_body(receive)
+        authorization = _header(scope, b"authorization")
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+            status, answer = 400, error_payload(100, details="The body is not a JSON object.")
+        else:
+            status, answer = self._answer(body, authorization)
+        record = Received(phone, body, authorization, time.monotonic(), status, answer)
+        with self._changed:
+            self._received.append(record)
+            self._changed.notify_all()
+        await _respond(send, status, answer)
+
+    def _answer(
+        self, body: dict[str, Any], authorization: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        if self.access_token is not None and authorization != f"Bearer {self.access_token}":
+            return 401, error_payload(190)
+        invalid = _invalid(body)
+        if invalid:
+            return 400, error_payload(100, details=invalid)
+        failure = self._take_failure(body.get("to"))
+        if failure is not None:
+            return failure.status, error_payload(failure.code, subcode=failure.subcode)
+        if body.get("status") == "read":
+            return 200, {"success": True}
+        to = body["to"]
+        return 200, {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to}],
+            "messages": [{"id": f"wamid.FAKE{uuid.uuid4().hex.upper()}"}],
+        }
+
+    def _take_failure(self, to: Any) -> _Failure | None:
+        with self._changed:
+            for failure in self._failures:
+                if failure.to is None or failure.to == to:
+                    self._failures.remove(failure)
+                    return failure
+        return None
+
+
+def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
+    """A listening socket whose ``proto`` is IPPROTO_TCP.
+
+    asyncio sets TCP_NODELAY only on accepted sockets that say IPPROTO_TCP, and they
+    inherit ``proto`` from this one (``socket.create_server`` leaves it 0). Without it
+    every answer waits out the client's delayed ACK: 40 ms a request instead of 0.3.
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _invalid(body: dict[str, Any]) -> str | None:
+    """Why Graph would refuse this body as malformed (code 100), or None."""
+    if body.get("messaging_product") != "whatsapp":
+        return "The parameter messaging_product is required and must be 'whatsapp'."
+    if body.get("status") == "read":
+        return None if isinstance(body.get("message_id"), str) else "message_id is required."
+    if not isinstance(body.get("to"), str) or not body["to"]:
+        return "The parameter to is required."
+    kind = body.get("type", "text")
+    if not isinstance(kind, str) or not isinstance(body.get(kind), dict):
+        return f"The parameter {kind} is required."
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        event = await receive()
+        chunks.append(event.get("body", b""))
+        if not event.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, payload: Any) -> None:
+    data = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run a fake Graph API in the foreground until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m statehq.testing.fake_graph")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--token", default=None, help="the only access token accepted")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds per answer")
+    args = parser.parse_args(argv)
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    # Blocked before the server thread starts, so it inherits the mask and the signals
+    # wait for sigwait() here instead of interrupting the event loop.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    graph = FakeGraph(args.host, args.port, args.token)
+    graph.delay = args.delay
+    with graph:
+        print(f"listening on {graph.url}", flush=True)
+        signal.sigwait(stop_signals)
+
+
+if __name__ == "__main__":
+    main()
