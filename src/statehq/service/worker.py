@@ -238,6 +238,17 @@ class Worker:
 
 
 def reply_entries(update: Update, bodies: list[dict[str, Any]]) -> list[str]:
-    """Outbox entries for rendered bodies answering ``update`` (ids recognise a resend)."""
+    """Outbox entries for rendered bodies answering ``update``.
+
+    Each reply's id (``<message id>#<n>``) also travels as the Graph API's
+    ``biz_opaque_callback_data``, so the delivery statuses Meta sends back, and a resend
+    after a crash, name the message it answered.
+    """
     to = ChannelId.parse(update.channel).identifier
-    return [entry(f"{update.id}#{n}", to, body) for n, body in enumerate(bodies)]
+    entries = []
+    for n, body in enumerate(bodies):
+        reply_id = f"{update.id}#{n}"
+        if body.get("status") != "read":
+            body = {**body, "biz_opaque_callback_data": reply_id}
+        entries.append(entry(reply_id, to, body))
+    return entries
