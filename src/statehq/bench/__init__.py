@@ -106,8 +106,10 @@ def _measure(url: str, plan: Plan, quick: bool, appendfsync: str) -> report_.Rep
     return report_.Report(machine, parameters, contention, latency, ratios(latency))
 
 
-def main(output: str, quick: bool = False) -> int:
-    """Run every benchmark on a private server and write ``output``/store.{json,md}.
+def main(output: str, quick: bool = False, suite: str = "all") -> int:
+    """Run the benchmarks on a private server; write ``output``/{store,service}.{json,md}.
+
+    ``suite`` is ``store``, ``service`` or ``all``.
 
     Prints progress as it goes and the markdown report at the end. Returns the exit
     status: 0 when the run completed (whether or not the targets were met), 1 when the
@@ -119,14 +121,29 @@ def main(output: str, quick: bool = False) -> int:
     try:
         _progress(f"statehq bench: starting a private Valkey in {data_dir}")
         server.acquire()
-        result = _measure(server.url, plan, quick, server.settings.appendfsync)
-    except StateError as exc:
+        if suite in ("all", "store"):
+            result = _measure(server.url, plan, quick, server.settings.appendfsync)
+            markdown = report_.write(result, Path(output))
+            _progress(f"statehq bench: wrote {Path(output) / 'store.json'} and store.md\n")
+            print(markdown, end="")
+        if suite in ("all", "service"):
+            markdown = _service(server.url, quick, Path(output))
+            _progress(f"statehq bench: wrote {Path(output) / 'service.json'} and service.md\n")
+            print(markdown, end="")
+    except (StateError, RuntimeError) as exc:
         print(f"statehq bench: {exc}", file=sys.stderr)
         return 1
     finally:
         server.release()  # stops the server: this run is its only owner
         shutil.rmtree(data_dir, ignore_errors=True)
-    markdown = report_.write(result, Path(output))
-    _progress(f"statehq bench: wrote {Path(output) / 'store.json'} and store.md\n")
-    print(markdown, end="")
     return 0
+
+
+def _service(url: str, quick: bool, output: Path) -> str:
+    from .service import ServicePlan, run_service, write_report
+
+    plan = ServicePlan.for_run(quick)
+    with StateStore.open(url, settings=store_settings(url)) as store:
+        machine = _machine(store)
+    results = run_service(url, plan, _progress)
+    return write_report(results, plan, machine, output)

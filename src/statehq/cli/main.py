@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run the benchmarks")
     bench.add_argument("--output", default="docs/benchmarks", help="where to write results")
     bench.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    bench.add_argument(
+        "--suite", choices=("all", "store", "service"), default="all", help="what to measure"
+    )
     return parser
 
 
@@ -281,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         from ..bench import main as bench_main
 
-        return bench_main(output=args.output, quick=args.quick)
+        return bench_main(output=args.output, quick=args.quick, suite=args.suite)
     try:
         if args.command == "ledger":
             return chat.run_ledger(Settings.from_env(), args)

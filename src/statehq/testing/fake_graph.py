@@ -258,6 +258,21 @@ class FakeGraph:
                     raise AssertionError(self._missing(count, len(matching), timeout))
                 self._changed.wait(left)
 
+    def summary(self) -> dict[str, Any]:
+        """Counts for a benchmark: accepted messages, replies answering each message id
+        (``biz_opaque_callback_data``), and when the last one arrived (monotonic clock)."""
+        with self._changed:
+            accepted = [r for r in self._received if r.ok and not r.is_read]
+            last = accepted[-1].at if accepted else None
+            callbacks = [r.body.get("biz_opaque_callback_data") for r in accepted]
+        distinct = {c for c in callbacks if isinstance(c, str)}
+        return {
+            "accepted": len(accepted),
+            "distinct_replies": len(distinct),
+            "answered_messages": len({c.split("#")[0] for c in distinct}),
+            "last_at": last,
+        }
+
     def reset(self) -> None:
         """Forget every post received and every failure still queued."""
         with self._changed:
@@ -283,6 +298,8 @@ class FakeGraph:
         parts = [p for p in scope["path"].split("/") if p]
         if scope["method"] == "GET" and parts == ["_fake", "received"]:
             await _respond(send, 200, [r.body for r in self.received()])
+        elif scope["method"] == "GET" and parts == ["_fake", "summary"]:
+            await _respond(send, 200, self.summary())
         elif scope["method"] == "POST" and len(parts) in (2, 3) and parts[-1] == "messages":
             await self._messages(parts[-2], scope, receive, send)  # optional /vXX.X prefix
         else:
