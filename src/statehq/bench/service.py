@@ -37,6 +37,7 @@ from typing import Any
 from urllib.request import urlopen
 
 from ..testing import webhooks as wh
+from .load import blast, paced, paced_spread, percentile, signed_requests, spread
 
 APP_SECRET = "bench-app-secret"
 ACCESS_TOKEN = "bench-access-token"
@@ -129,97 +130,6 @@ def _summary(graph_url: str) -> dict[str, Any]:
 # -- the load generator -------------------------------------------------------------------
 
 
-def _requests(plan: ServicePlan, count: int, seed: int) -> list[bytes]:
-    """``count`` signed single-message requests from ``plan.members`` members."""
-    rng = random.Random(seed)
-    phones = [f"2637{seed:02d}{n:06d}" for n in range(plan.members)]
-    out = []
-    for _ in range(count):
-        raw, headers = wh.signed(wh.payload([wh.text(rng.choice(phones), "hi")]), APP_SECRET)
-        head = (
-            f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: bench\r\n"
-            f"Content-Type: application/json\r\n"
-            f"X-Hub-Signature-256: {headers['X-Hub-Signature-256']}\r\n"
-            f"Content-Length: {len(raw)}\r\n\r\n"
-        )
-        out.append(head.encode() + raw)
-    return out
-
-
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
-async def _blast(
-    port: int, requests: list[bytes], concurrency: int
-) -> tuple[list[float], int, float]:
-    """Send every request as fast as ``concurrency`` connections allow."""
-    queue = list(reversed(requests))
-    latencies: list[float] = []
-    errors = 0
-
-    async def connection() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while queue:
-                request = queue.pop()
-                started = time.perf_counter()
-                status = await _exchange(reader, writer, request)
-                latencies.append(time.perf_counter() - started)
-                errors += status != 200
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return latencies, errors, time.perf_counter() - started
-
-
-async def _paced(port: int, requests: list[bytes], rate: float) -> tuple[list[float], int, float]:
-    """Send request i at start + i/rate; latency counts from when it was due."""
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(64):
-        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
-    latencies: list[float] = []
-    errors = 0
-    start = time.perf_counter() + 0.05
-
-    async def one(i: int, request: bytes) -> None:
-        nonlocal errors
-        due = start + i / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        reader, writer = await pool.get()
-        try:
-            status = await _exchange(reader, writer, request)
-        finally:
-            pool.put_nowait((reader, writer))
-        latencies.append(time.perf_counter() - due)
-        errors += status != 200
-
-    await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
-    elapsed = time.perf_counter() - start
-    while not pool.empty():
-        pool.get_nowait()[1].close()
-    return latencies, errors, elapsed
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
-
-
 def _phase(
     target: str, phase: str, latencies: list[float], errors: int, seconds: float
 ) -> PhaseResult:
@@ -229,8 +139,8 @@ def _phase(
         requests=len(latencies),
         seconds=round(seconds, 3),
         acks_per_second=round(len(latencies) / seconds, 1),
-        ack_p50_ms=round(_percentile(latencies, 0.50), 2),
-        ack_p99_ms=round(_percentile(latencies, 0.99), 2),
+        ack_p50_ms=round(percentile(latencies, 0.50), 2),
+        ack_p99_ms=round(percentile(latencies, 0.99), 2),
         ack_max_ms=round(max(latencies) * 1000 if latencies else 0.0, 2),
         errors=errors,
     )
@@ -265,8 +175,10 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
     graph_url = f"http://127.0.0.1:{graph_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STATEHQ_", "WHATSAPP_"))}
     results: list[PhaseResult] = []
-    throughput_requests = _requests(plan, plan.messages, 11)
-    paced_requests = _requests(plan, int(plan.rate * plan.latency_seconds), 12)
+    throughput_requests = signed_requests(plan.members, plan.messages, 11, APP_SECRET)
+    paced_requests = signed_requests(
+        plan.members, int(plan.rate * plan.latency_seconds), 12, APP_SECRET
+    )
 
     bare_port = _free_port()
     progress(f"service: bare ASGI endpoint, {len(throughput_requests):,} requests ...")
@@ -276,9 +188,9 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
         work / "bare.log",
         lambda: _port_open(bare_port),
     ):
-        lat, err, secs = asyncio.run(_blast(bare_port, throughput_requests, plan.concurrency))
+        lat, err, secs = asyncio.run(blast(bare_port, throughput_requests, plan.concurrency))
         results.append(_phase("bare ASGI endpoint", "throughput", lat, err, secs))
-        lat, err, secs = asyncio.run(_paced(bare_port, paced_requests, plan.rate))
+        lat, err, secs = asyncio.run(paced(bare_port, paced_requests, plan.rate))
         results.append(_phase("bare ASGI endpoint", f"paced {plan.rate:g}/s", lat, err, secs))
     progress(f"  {results[-2].acks_per_second:,.0f} acks/s; paced p99 {results[-1].ack_p99_ms} ms")
 
@@ -326,7 +238,7 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
             f"{len(throughput_requests):,} messages from {plan.members} members ..."
         )
         started = time.monotonic()
-        lat, err, secs = asyncio.run(_spread(ports, throughput_requests, plan.concurrency))
+        lat, err, secs = asyncio.run(spread(ports, throughput_requests, plan.concurrency))
         summary = _wait_processed(graph_url, plan.messages, progress)
         done = float(summary["last_at"] or time.monotonic())
         phase = _phase("statehq serve", "throughput", lat, err, secs)
@@ -342,7 +254,7 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
             f"duplicated {results[-1].duplicated}"
         )
         before = int(summary["answered_messages"])
-        lat, err, secs = asyncio.run(_paced_spread(ports, paced_requests, plan.rate))
+        lat, err, secs = asyncio.run(paced_spread(ports, paced_requests, plan.rate))
         summary = _wait_processed(graph_url, before + len(paced_requests), progress)
         phase = _phase("statehq serve", f"paced {plan.rate:g}/s", lat, err, secs)
         lost = before + len(paced_requests) - int(summary["answered_messages"])
@@ -362,39 +274,6 @@ def _with_processing(
         duplicated=duplicated,
     )
     return PhaseResult(**fields)
-
-
-async def _spread(
-    ports: list[int], requests: list[bytes], concurrency: int
-) -> tuple[list[float], int, float]:
-    """Split the requests over the processes (like a load balancer), all at once."""
-    shares = [requests[n :: len(ports)] for n in range(len(ports))]
-    started = time.perf_counter()
-    parts = await asyncio.gather(
-        *(
-            _blast(p, s, max(1, concurrency // len(ports)))
-            for p, s in zip(ports, shares, strict=True)
-        )
-    )
-    return (
-        [x for part in parts for x in part[0]],
-        sum(p[1] for p in parts),
-        time.perf_counter() - started,
-    )
-
-
-async def _paced_spread(
-    ports: list[int], requests: list[bytes], rate: float
-) -> tuple[list[float], int, float]:
-    shares = [requests[n :: len(ports)] for n in range(len(ports))]
-    parts = await asyncio.gather(
-        *(_paced(p, s, rate / len(ports)) for p, s in zip(ports, shares, strict=True))
-    )
-    return (
-        [x for part in parts for x in part[0]],
-        sum(p[1] for p in parts),
-        max(p[2] for p in parts),
-    )
 
 
 def _port_open(port: int) -> bool:
