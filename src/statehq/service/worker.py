@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from .. import metrics
 from ..errors import LeaseBusy, LeaseLost, StateError
-from ..flows import Headquarters, Message, Text
+from ..flows import Headquarters, Inbound, Message, Text
 from ..redact import get_logger, redact_text
 from ..state import ChannelId
 from ..store import Lease, StateStore
@@ -170,6 +170,12 @@ class Worker:
     def _handle(self, sender: str, taken: Taken, lease: Lease) -> str:
         """Process one update; returns the session key its replies were queued under."""
         update = taken.update
+        inbound = update.inbound() if update is not None else None
+        fresh = (
+            update is not None and self.clock() - update.timestamp <= self.settings.max_message_age
+        )
+        if update is not None and inbound is not None and fresh and taken.attempts == 1:
+            return self._run(sender, update, inbound, lease)  # the hot path: no route lookup
         session_key = self._session_key(sender)
         if update is None:
             return session_key
@@ -186,10 +192,13 @@ class Worker:
             metrics.OLD_MESSAGES.inc()
             self._record(session_key, sender, "message.old", update, "too old to answer")
             return session_key
-        inbound = update.inbound()
         if inbound is None:
             self._not_understood(session_key, sender, update)
             return session_key
+        return self._run(sender, update, inbound, lease)
+
+    def _run(self, sender: str, update: Update, inbound: Inbound, lease: Lease) -> str:
+        """One message through the flow engine, committed with its mark and replies."""
         done = self.engine.process(
             inbound,
             lease=lease,
