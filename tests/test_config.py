@@ -76,6 +76,9 @@ def test_every_variable_is_read() -> None:
     assert s.whatsapp_graph_url == "http://127.0.0.1:9999/v23.0"
     for secret in ("admin-s3cret", "verify-me", "app-s3cret", "EAAG-s3cret"):
         assert secret not in repr(s)
+    # What a worker process is started with reproduces every setting.
+    assert Settings.from_env(s.to_env()) == s
+    assert Settings.from_env(Settings().to_env()) == Settings()
     assert (s.data_dir, s.appendfsync, s.maxmemory, s.keep_server) == (
         Path("/tmp/x"),
         "always",

@@ -188,6 +188,21 @@ class Settings:
                 values[var.attr] = var.parse(var.name, raw) if raw.strip() else None
         return cls(**values).override(**overrides)
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings (in a child process).
+
+        Secrets are included: pass the result only to processes of your own.
+        """
+        env: dict[str, str] = {}
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if value is None:
+                continue
+            env[var.name] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value)
+            )
+        return env
+
     def override(self, **changes: Any) -> Settings:
         """A copy with some settings replaced; unknown names are refused."""
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -369,7 +384,8 @@ VARIABLES: tuple[Variable, ...] = (
         "workers",
         _positive_int,
         "4",
-        "Inbox worker threads per `statehq serve` process (each drains one member at a time).",
+        "Inbox worker processes `statehq serve` starts (each drains one member at a time; "
+        "threads when the app is embedded with `create_app`).",
     ),
     Variable(
         "STATEHQ_LEASE_TTL",

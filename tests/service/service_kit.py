@@ -157,7 +157,7 @@ class ServeProcess:
     def __init__(self, settings: Settings, log: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **_environment(settings), "STATEHQ_PORT": str(self.port)}
+        env = {**os.environ, **settings.to_env(), "STATEHQ_PORT": str(self.port)}
         self.log = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -179,6 +179,10 @@ class ServeProcess:
                 raise AssertionError(f"statehq serve did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes ``statehq serve`` started (its children)."""
+        return children(self.process.pid)
+
     def kill(self) -> None:
         """SIGKILL: the process dies where it stands, leases held and all."""
         self.process.send_signal(signal.SIGKILL)
@@ -194,24 +198,26 @@ class ServeProcess:
                 self.kill()
 
 
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _environment(settings: Settings) -> dict[str, str]:
-    """The environment variables that reproduce ``settings`` in a child process."""
-    from statehq.config import VARIABLES
-
-    env: dict[str, str] = {}
-    for var in VARIABLES:
-        value = getattr(settings, var.attr)
-        if value is None:
-            continue
-        env[var.name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return env
 
 
 def settle(running: Running, timeout: float = 15.0) -> None:

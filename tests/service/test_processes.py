@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,3 +160,46 @@ def _wait_healthy(running: Running, timeout: float = 20.0) -> None:
     while running.http.get("/healthz").status_code != 200:
         assert time.monotonic() < deadline, "the service did not recover"
         time.sleep(0.1)
+
+
+def _metric(text: str, prefix: str) -> float:
+    """The sum of the samples whose line starts with ``prefix`` (name and labels)."""
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_workers_are_processes_restarted_when_they_die_and_gone_with_their_parent(
+    shared: tuple[Settings, StateStore], tmp_path: Path, fresh_graph: FakeGraph
+) -> None:
+    settings, store = shared
+    serve = ServeProcess(settings.override(workers=2), tmp_path / "serve.log")
+    try:
+        _wait_for(lambda: len(serve.worker_pids()) == 2)
+        phone = new_phone()
+        first = wh.text(phone, "hi")
+        assert _post(serve.url, [first]).status_code == 200
+        _settle_store(store, settings.key_prefix)
+        assert answered(fresh_graph, phone) == [first["id"]]
+
+        # /metrics adds the workers' counters to the webhook process's own.
+        text = httpx.get(f"{serve.url}/metrics", timeout=5).text
+        assert _metric(text, "statehq_messages_out_total{") >= 1
+        assert _metric(text, 'statehq_store_operation_seconds_count{operation="inbox_next"}') >= 1
+        assert _metric(text, 'statehq_store_operation_seconds_count{operation="inbox_push"}') >= 1
+        assert text.count("# TYPE statehq_store_operation_seconds histogram") == 1
+
+        # A worker that dies is replaced, and messages are still answered.
+        victim = serve.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: victim not in serve.worker_pids() and len(serve.worker_pids()) == 2)
+        second = wh.text(phone, "hello again")
+        assert _post(serve.url, [second]).status_code == 200
+        _settle_store(store, settings.key_prefix)
+        assert answered(fresh_graph, phone) == [first["id"], second["id"]]
+
+        # A SIGKILLed statehq serve takes its workers with it: no orphan goes on sending.
+        workers = serve.worker_pids()
+        serve.kill()
+        _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers))
+    finally:
+        serve.stop()

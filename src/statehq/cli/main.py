@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service: webhook, workers, health, admin")
     serve.add_argument("--host", default=None, help="listen address (default STATEHQ_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (default STATEHQ_PORT)")
-    serve.add_argument("--workers", type=int, default=None, help="worker threads")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes")
     commands.add_parser("shell", help="interactive prompt for state commands")
     commands.add_parser("health", help="check the store end to end")
     bench = commands.add_parser("bench", help="run the benchmarks")

@@ -1,13 +1,17 @@
 """``statehq serve``: the ASGI app and the inbox workers behind it.
 
-One process runs the webhook (which only queues) and ``STATEHQ_WORKERS`` worker threads
-(which process). Each worker has its own store connection, backend handle, flow engine
-and Graph API client, so workers never wait on each other's I/O. Any number of
-processes may share one Redis: the inbox, the leases and the dedup marks live there.
+The app's process runs the webhook (which only queues), health, metrics and admin.
+``STATEHQ_WORKERS`` workers process the inbox: child processes under ``statehq serve``
+(:mod:`.processes`), threads when the app is embedded (``create_app(settings)``, as the
+tests do). Each worker has its own store connection, backend handle, flow engine and
+Graph API client, so workers never wait on each other's I/O. Any number of ``statehq
+serve`` processes may share one Redis: the inbox, the leases and the dedup marks live
+there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -19,36 +23,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..channels.graph import GraphSender
 from ..config import Settings
-from ..credex.app import build_engine, credex_stages, open_backend
+from ..credex.app import credex_stages
 from ..redact import get_logger
 from ..state import StateManager
 from ..store import AsyncStateStore, StateStore
 from ..store.connection import redact_url
 from ..store.embedded import EmbeddedValkey
 from .admin import admin_routes
-from .delivery import WhatsAppDelivery
 from .health import health_routes
+from .processes import WorkerProcesses, open_worker
 from .webhook import PATH, webhook_routes
-from .worker import Worker, WorkerSettings
 
 log = get_logger(__name__)
 
 
 @dataclass
 class Service:
-    """What a running app holds: the async store for requests and the worker threads."""
+    """What a running app holds: the async store for requests, and its workers."""
 
     settings: Settings
     url: str
     astore: AsyncStateStore
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    processes: WorkerProcesses | None = None
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The service as an ASGI app; its lifespan starts the store and the workers."""
+def create_app(settings: Settings | None = None, *, worker_processes: bool = False) -> Starlette:
+    """The service as an ASGI app; its lifespan starts the store and the workers.
+
+    Workers are threads of this process unless ``worker_processes`` (``statehq serve``).
+    """
     config = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
@@ -60,20 +66,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 service = Service(config, url, astore)
                 admin_store = stack.enter_context(StateStore.open(url=url, settings=config))
                 manager = StateManager(admin_store, stages=credex_stages())
+                if worker_processes:
+                    service.processes = WorkerProcesses(config, url)
+                metrics_dir = service.processes.metrics_dir if service.processes else None
                 for route in [
                     *webhook_routes(astore, config),
-                    *health_routes(astore),
+                    *health_routes(astore, metrics_dir=metrics_dir),
                     *admin_routes(manager, config.admin_token),
                 ]:
                     app.router.routes.append(route)
-                _start_workers(service, stack)
-                app.state.service = service
-                log.info("statehq serving; store at %s", redact_url(url))
-                yield
+                async with _workers(service, stack):
+                    app.state.service = service
+                    log.info("statehq serving; store at %s", redact_url(url))
+                    yield
             finally:
-                service.stop.set()
-                for thread in service.threads:
-                    thread.join(timeout=10)
                 await astore.close()
 
     return Starlette(routes=[_root_route()], lifespan=lifespan)
@@ -101,25 +107,36 @@ def _embedded(stack: contextlib.ExitStack, settings: Settings) -> str:
     return server.url
 
 
-def _start_workers(service: Service, stack: contextlib.ExitStack) -> None:
-    config = service.settings
-    pacing = WorkerSettings(lease_ttl=config.lease_ttl, max_message_age=config.max_message_age)
-    for n in range(config.workers):
-        store = stack.enter_context(StateStore.open(url=service.url, settings=config))
-        backend = stack.enter_context(open_backend(config))
-        sender = GraphSender(
-            config.whatsapp_graph_url,
-            config.whatsapp_phone_number_id or "",
-            config.whatsapp_access_token or "",
-        )
-        delivery = WhatsAppDelivery(sender, mark_read=config.mark_read)
-        stack.callback(delivery.close)
-        worker = Worker(
-            store, build_engine(store, backend), delivery, pacing, service.stop, name=f"w{n}"
-        )
+@contextlib.asynccontextmanager
+async def _workers(service: Service, stack: contextlib.ExitStack) -> AsyncIterator[None]:
+    """The workers run while the block does: processes (watched) or threads."""
+    if service.processes is not None:
+        processes = service.processes
+        processes.start()
+        watcher = asyncio.create_task(_watch(processes))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await asyncio.to_thread(processes.stop)
+        return
+    for n in range(service.settings.workers):
+        worker = open_worker(stack, service.settings, service.url, service.stop, f"w{n}")
         thread = threading.Thread(target=worker.run, name=f"statehq-worker-{n}", daemon=True)
         thread.start()
         service.threads.append(thread)
+    try:
+        yield
+    finally:
+        service.stop.set()
+        for thread in service.threads:
+            thread.join(timeout=10)
+
+
+async def _watch(processes: WorkerProcesses) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        processes.check()
 
 
 def serve(settings: Settings) -> None:
@@ -127,7 +144,7 @@ def serve(settings: Settings) -> None:
     for warning in _missing(settings):
         log.warning(warning)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, worker_processes=True),
         host=settings.host,
         port=settings.port,
         log_level="info",

@@ -7,9 +7,13 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -125,9 +129,54 @@ class MetricsView:
             self._stages_at = time.monotonic()
 
 
-def health_routes(store: AsyncStateStore) -> list[Route]:
-    """``GET /healthz`` (200 or 503 with every check) and ``GET /metrics``."""
+class _WithWorkers(Collector):
+    """This process's metrics plus the worker processes' counters and histograms, added up.
+
+    Worker processes write their values to ``metrics_dir`` (prometheus-client's
+    multiprocess mode); a family both sides record (store operations, for one) comes out
+    once, its samples summed by name and labels. The workers' gauges are left out: the
+    gauges are filled here, from the store, when /metrics is read.
+    """
+
+    def __init__(self, metrics_dir: str) -> None:
+        self.workers = MultiProcessCollector(None, path=metrics_dir)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        families = {family.name: family for family in REGISTRY.collect()}
+        for theirs in self.workers.collect():  # type: ignore[no-untyped-call]
+            if theirs.type == "gauge":
+                continue
+            ours = families.setdefault(theirs.name, theirs)
+            if ours is theirs:
+                continue
+            samples = {(s.name, tuple(sorted(s.labels.items()))): s for s in ours.samples}
+            for sample in theirs.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                mine = samples.get(key)
+                if mine is None:
+                    samples[key] = sample
+                elif not sample.name.endswith("_created"):
+                    samples[key] = mine._replace(value=mine.value + sample.value)
+            ours.samples = list(samples.values())
+        return families.values()
+
+
+def metrics_registry(metrics_dir: str | None) -> CollectorRegistry:
+    """What /metrics renders: this process's registry, plus worker processes' if any."""
+    if metrics_dir is None:
+        return REGISTRY
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_WithWorkers(metrics_dir))
+    return registry
+
+
+def health_routes(store: AsyncStateStore, *, metrics_dir: str | None = None) -> list[Route]:
+    """``GET /healthz`` (200 or 503 with every check) and ``GET /metrics``.
+
+    ``metrics_dir``: where worker processes write their metrics (``statehq serve``).
+    """
     view = MetricsView(store)
+    registry = metrics_registry(metrics_dir)
 
     async def healthz(_request: Request) -> Response:
         ok, checks = await check_health(store)
@@ -139,6 +188,6 @@ def health_routes(store: AsyncStateStore) -> list[Route]:
         # The counters still tell a story when the store is down; /healthz says why.
         with contextlib.suppress(StateError):
             await view.refresh()
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/metrics", metrics_text)]
