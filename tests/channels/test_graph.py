@@ -258,11 +258,13 @@ def test_attempts_must_be_at_least_one() -> None:
         GraphSender("http://127.0.0.1:1", PHONE, TOKEN, attempts=0)
 
 
-def test_a_client_passed_in_is_used_and_left_open(graph: FakeGraph) -> None:
-    with httpx.Client() as client:
-        with GraphSender(graph.url, PHONE, TOKEN, client=client) as sender:
+def test_a_transport_passed_in_is_used_and_left_open(graph: FakeGraph) -> None:
+    with httpx.HTTPTransport() as transport:
+        with GraphSender(graph.url, PHONE, TOKEN, transport=transport) as sender:
             assert sender.send(text()).ok
-        assert not client.is_closed
+        with GraphSender(graph.url, PHONE, TOKEN, transport=transport) as again:
+            assert again.send(text()).ok  # still open: the first sender did not close it
+    assert len(graph.received()) == 2
 
 
 # -- the fake itself ----------------------------------------------------------------------

@@ -127,7 +127,7 @@ def main(output: str, quick: bool = False, suite: str = "all") -> int:
             _progress(f"statehq bench: wrote {Path(output) / 'store.json'} and store.md\n")
             print(markdown, end="")
         if suite in ("all", "service"):
-            markdown = _service(server.url, quick, Path(output))
+            markdown = _service(server.url, quick, Path(output), server.pid())
             _progress(f"statehq bench: wrote {Path(output) / 'service.json'} and service.md\n")
             print(markdown, end="")
     except (StateError, RuntimeError) as exc:
@@ -139,11 +139,11 @@ def main(output: str, quick: bool = False, suite: str = "all") -> int:
     return 0
 
 
-def _service(url: str, quick: bool, output: Path) -> str:
+def _service(url: str, quick: bool, output: Path, store_pid: int | None) -> str:
     from .service import ServicePlan, run_service, write_report
 
     plan = ServicePlan.for_run(quick)
     with StateStore.open(url, settings=store_settings(url)) as store:
         machine = _machine(store)
-    results = run_service(url, plan, _progress)
+    results = run_service(url, plan, _progress, store_pid)
     return write_report(results, plan, machine, output)

@@ -30,13 +30,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
 from ..testing import webhooks as wh
+from .cpu import CpuMeter
 from .load import blast, paced, paced_spread, percentile, signed_requests, spread
 
 APP_SECRET = "bench-app-secret"
@@ -59,8 +60,8 @@ class ServicePlan:
     def for_run(cls, quick: bool) -> ServicePlan:
         """Short runs for a smoke test, longer ones for figures worth keeping."""
         if quick:
-            return cls(100, 1000, 16, 500.0, 3.0, 2, 4)
-        return cls(500, 10_000, 32, 500.0, 10.0, 2, 4)
+            return cls(100, 1000, 16, 500.0, 3.0, 2, 2)
+        return cls(500, 10_000, 32, 500.0, 10.0, 2, 2)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class PhaseResult:
     processed_per_second: float | None = None
     lost: int | None = None
     duplicated: int | None = None
+    cpu_ms_per_message: dict[str, float] | None = None
 
 
 # -- processes --------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def _free_port() -> int:
 @contextmanager
 def _process(
     args: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool]
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
         child = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -103,7 +105,7 @@ def _process(
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{args[2]} did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.05)
-        yield
+        yield child
     finally:
         child.terminate()
         try:
@@ -167,8 +169,16 @@ def _wait_processed(
         time.sleep(1.0)
 
 
-def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) -> list[PhaseResult]:
-    """Both phases against statehq serve and against the bare endpoint."""
+def run_service(
+    url: str,
+    plan: ServicePlan,
+    progress: Callable[[str], None],
+    store_pid: int | None = None,
+) -> list[PhaseResult]:
+    """Both phases against statehq serve and against the bare endpoint.
+
+    ``store_pid``: the store server's process, whose CPU time is then reported too.
+    """
     work = Path(tempfile.mkdtemp(prefix="statehq-bench-service-"))
     python = sys.executable
     graph_port = _free_port()
@@ -208,7 +218,7 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
     }
     ports = [_free_port() for _ in range(plan.processes)]
     with contextlib.ExitStack() as stack:
-        stack.enter_context(
+        graph = stack.enter_context(
             _process(
                 [
                     python,
@@ -224,23 +234,36 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
                 lambda: _answers(f"{graph_url}/_fake/summary"),
             )
         )
+        serving = []
         for n, port in enumerate(ports):
-            stack.enter_context(
-                _process(
-                    [python, "-m", "statehq.cli.main", "serve", "--port", str(port)],
-                    service_env,
-                    work / f"serve-{n}.log",
-                    partial(_answers, f"http://127.0.0.1:{port}/healthz"),
-                )
+            serving.append(
+                stack.enter_context(
+                    _process(
+                        [python, "-m", "statehq.cli.main", "serve", "--port", str(port)],
+                        service_env,
+                        work / f"serve-{n}.log",
+                        partial(_answers, f"http://127.0.0.1:{port}/healthz"),
+                    )
+                ).pid
             )
         progress(
             f"service: statehq serve ({plan.processes} processes x {plan.workers} workers), "
             f"{len(throughput_requests):,} messages from {plan.members} members ..."
         )
+        meter = CpuMeter(
+            {
+                "statehq webhook": serving,
+                "store": [store_pid] if store_pid else [],
+                "fake Graph API": [graph.pid],
+            },
+            with_children=("statehq webhook",),
+        )
+        meter.start()
         started = time.monotonic()
         lat, err, secs = asyncio.run(spread(ports, throughput_requests, plan.concurrency))
         summary = _wait_processed(graph_url, plan.messages, progress)
         done = float(summary["last_at"] or time.monotonic())
+        used = meter.stop()
         phase = _phase("statehq serve", "throughput", lat, err, secs)
         answered = int(summary["answered_messages"])
         results.append(
@@ -248,6 +271,7 @@ def run_service(url: str, plan: ServicePlan, progress: Callable[[str], None]) ->
                 phase, plan.messages / max(done - started, 1e-9), plan.messages - answered, summary
             )
         )
+        results[-1] = replace(results[-1], cpu_ms_per_message=_per_message(used, plan.messages))
         progress(
             f"  {results[-1].processed_per_second:,.0f} messages/s processed, "
             f"{phase.acks_per_second:,.0f} acks/s, lost {results[-1].lost}, "
@@ -276,6 +300,13 @@ def _with_processing(
     return PhaseResult(**fields)
 
 
+def _per_message(used: dict[str, float], messages: int) -> dict[str, float]:
+    names = {"statehq webhook children": "statehq workers"}
+    per = {names.get(k, k): round(v * 1000 / messages, 3) for k, v in used.items()}
+    per["total"] = round(sum(per.values()), 3)
+    return per
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
@@ -285,6 +316,33 @@ def _port_open(port: int) -> bool:
 TARGETS = (
     "at least 1,000 messages/s processed with replies; p99 acknowledgement under 50 ms at 500/s"
 )
+
+
+def _cpu_table(ours: PhaseResult | None, machine: dict[str, Any]) -> list[str]:
+    """Where the throughput phase's CPU went, per processed message, and what it allows."""
+    if ours is None or not ours.cpu_ms_per_message:
+        return []
+    cpu = ours.cpu_ms_per_message
+    cores = int(machine.get("cpu_count") or 1)
+    lines = [
+        "",
+        "CPU time per processed message in the throughput phase (user + system, every "
+        "process on the machine that took part):",
+        "",
+        "| part | CPU ms per message | share |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in cpu.items():
+        if name != "total":
+            lines.append(f"| {name} | {ms:.3f} | {ms / cpu['total']:.0%} |")
+    ceiling = cores * 1000 / cpu["total"] if cpu["total"] else 0.0
+    lines += [
+        f"| **total** | **{cpu['total']:.3f}** | |",
+        "",
+        f"At {cpu['total']:.2f} ms of CPU per message, {cores} cores can process at most "
+        f"{ceiling:,.0f} messages/s, whatever the concurrency.",
+    ]
+    return lines
 
 
 def write_report(
@@ -305,7 +363,8 @@ def write_report(
         f"`statehq bench` on {machine.get('cpu_count')} CPUs, Python {machine.get('python')}, "
         f"Valkey {machine.get('valkey')}, {machine.get('date')}. Signed single-message webhook "
         f"requests from {plan.members} members; {plan.processes} `statehq serve` processes x "
-        f"{plan.workers} workers; replies counted at the fake Graph API (its own process).",
+        f"{plan.workers} worker processes each; replies counted at the fake Graph API (its own "
+        "process).",
         "",
         "| target | phase | requests | acks/s | ack p50 ms | ack p99 ms | processed msg/s "
         "| lost | duplicated |",
@@ -330,6 +389,7 @@ def write_report(
             f"Acknowledgement throughput is {ours.acks_per_second / bare.acks_per_second:.1%} of "
             f"the bare endpoint's on the same server. Targets: {TARGETS}.",
         ]
+    lines += _cpu_table(ours, machine)
     markdown = "\n".join(lines) + "\n"
     (output / "service.md").write_text(markdown)
     return markdown

@@ -124,7 +124,8 @@ class Headquarters:
         """
         give_up = time.monotonic() + self.manager.store.settings.mutate_deadline
         while True:
-            session = self.manager.open(inbound.channel, lease=lease)
+            # No touch: the commit below slides the session's TTL, even when quiet.
+            session = self.manager.open(inbound.channel, lease=lease, touch=False)
             session.begin_turn()
             turn = Turn(self, session, inbound)
             replies = _stamped(self._replies(turn), session.turn_version, session.key)

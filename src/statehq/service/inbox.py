@@ -127,9 +127,12 @@ class Inbox:
         """Let ``sender`` be picked again in ``delay`` seconds (its lease was busy)."""
         yield Script("ready_mark", [self.ready], [str(max(1, round(delay * 1000))), sender])
 
-    def next(self, sender: str) -> Operation:
-        """The sender's oldest queued update, or None when the inbox is empty."""
-        reply = yield Script("inbox_next", self._queue_keys(sender), [])
+    def next(self, sender: str, *, done: str | None = None) -> Operation:
+        """The sender's oldest queued update, or None when the inbox is empty.
+
+        ``done``: the update just processed, acknowledged first (as by :meth:`ack`).
+        """
+        reply = yield Script("inbox_next", self._queue_keys(sender), [done] if done else [])
         if not reply:
             return None
         body = reply[1]

@@ -154,21 +154,34 @@ class Worker:
         session_key = self._session_key(sender)
         if session_key != sender:
             self._send_pending(session_key, sender)
+        renewed = time.monotonic()
+        done: str | None = None  # processed, replies sent, acknowledged by the next call
         while not self.stop.is_set():
-            taken = self.store.execute(self.inbox.next(sender))
+            taken = self.store.execute(self.inbox.next(sender, done=done))
+            done = None
             if taken is None:
                 return
-            session_key = self._handle(sender, taken, lease)
-            self.store.execute(self.inbox.ack(sender, taken.id))
-            self._send_pending(session_key, sender)
-            try:
-                self.store.renew_lease(lease)
-            except LeaseLost:
-                log.warning("%s lost the lease on %s; another worker goes on", self.name, sender)
-                return
+            session_key, entries = self._handle(sender, taken, lease)
+            self._send_pending(session_key, sender, entries)
+            done = taken.id
+            # Renew once a third of the lease is gone, not after every update: the store
+            # checks the fencing token on every write, so a lapse is caught either way.
+            if time.monotonic() - renewed > self.settings.lease_ttl / 3:
+                try:
+                    self.store.renew_lease(lease)
+                except LeaseLost:
+                    log.warning("%s lost the lease on %s; another goes on", self.name, sender)
+                    return
+                renewed = time.monotonic()
+        if done is not None:
+            self.store.execute(self.inbox.ack(sender, done))
 
-    def _handle(self, sender: str, taken: Taken, lease: Lease) -> str:
-        """Process one update; returns the session key its replies were queued under."""
+    def _handle(self, sender: str, taken: Taken, lease: Lease) -> tuple[str, list[str] | None]:
+        """Process one update.
+
+        Returns the session key its replies were queued under, and the replies when they
+        are known without reading the outbox (None: read it).
+        """
         update = taken.update
         inbound = update.inbound() if update is not None else None
         fresh = (
@@ -178,35 +191,40 @@ class Worker:
             return self._run(sender, update, inbound, lease)  # the hot path: no route lookup
         session_key = self._session_key(sender)
         if update is None:
-            return session_key
+            return session_key, None
         if taken.attempts > 1 and self.store.execute(self.inbox.applied(session_key, update.id)):
             metrics.DEDUP_HITS.labels("applied").inc()
-            return session_key
+            return session_key, None
         if taken.attempts > MAX_ATTEMPTS:
             self._record(session_key, sender, "message.failed", update, f"{taken.attempts} tries")
-            return session_key
+            return session_key, None
         if update.kind == "status":
             self._record(session_key, sender, "message.status", update)
-            return session_key
+            return session_key, None
         if self.clock() - update.timestamp > self.settings.max_message_age:
             metrics.OLD_MESSAGES.inc()
             self._record(session_key, sender, "message.old", update, "too old to answer")
-            return session_key
+            return session_key, None
         if inbound is None:
             self._not_understood(session_key, sender, update)
-            return session_key
+            return session_key, None
         return self._run(sender, update, inbound, lease)
 
-    def _run(self, sender: str, update: Update, inbound: Inbound, lease: Lease) -> str:
+    def _run(
+        self, sender: str, update: Update, inbound: Inbound, lease: Lease
+    ) -> tuple[str, list[str] | None]:
         """One message through the flow engine, committed with its mark and replies."""
-        done = self.engine.process(
-            inbound,
-            lease=lease,
-            outbox=lambda replies: Outbox(sender, tuple(self.delivery.render(update, replies))),
-        )
+        queued: list[str] = []
+
+        def outbox(replies: list[Message]) -> Outbox:
+            queued[:] = self.delivery.render(update, replies)  # the last attempt's are kept
+            return Outbox(sender, tuple(queued))
+
+        done = self.engine.process(inbound, lease=lease, outbox=outbox)
         if done.duplicate:
             metrics.DEDUP_HITS.labels("applied").inc()
-        return done.session_key
+            return done.session_key, None  # committed before: its replies are in the outbox
+        return done.session_key, queued
 
     def _not_understood(self, session_key: str, sender: str, update: Update) -> None:
         self._record(session_key, sender, "message.ignored", update, update.kind)
@@ -216,9 +234,17 @@ class Worker:
             entries = self.delivery.render(update, [Text(UNSUPPORTED)])
             self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
 
-    def _send_pending(self, session_key: str, sender: str) -> None:
-        """Send the outbox's replies in order; each leaves the outbox once sent or given up."""
-        for raw in self.store.execute(self.inbox.outbox(session_key, sender)):
+    def _send_pending(
+        self, session_key: str, sender: str, entries: list[str] | None = None
+    ) -> None:
+        """Send the outbox's replies in order; each leaves the outbox once sent or given up.
+
+        ``entries``: the replies the turn just committed, when known (the outbox is then
+        not read back).
+        """
+        if entries is None:
+            entries = self.store.execute(self.inbox.outbox(session_key, sender))
+        for raw in entries:
             queued = json.loads(raw)
             outcome = self.delivery.deliver(queued["body"])
             if not outcome.ok:

@@ -63,12 +63,13 @@ class StateManager:
         self.clock = clock
         self.audit = AuditLog(store)
 
-    def open(self, who: ChannelId | str, *, lease: Any = None) -> MemberSession:
+    def open(self, who: ChannelId | str, *, lease: Any = None, touch: bool = True) -> MemberSession:
         """The live session of a channel identity (or ``member:<id>``), started if needed.
 
         Follows a bound channel to its member's session; repairs corrupt or invalid state
         (see ``session.recovered``); starts a new session after expiry with the identity
-        kept (``session.expired`` is then true).
+        kept (``session.expired`` is then true). Opening slides the session's TTL unless
+        ``touch`` is false (a turn's commit slides it anyway).
         """
         channel, key = _parse(who)
         for _ in range(3):
@@ -83,7 +84,8 @@ class StateManager:
                 return self._start(key, channel, lease)
             if self.validator.violations(snap.doc):
                 return self._recover_into(key, channel, lease)
-            self.store.touch(key)
+            if touch:
+                self.store.touch(key)
             return MemberSession(self, key, channel, snap, lease=lease)
         raise SessionMoved(key, key)  # a route cycle: only a hand edit can make one
 
