@@ -8,127 +8,13 @@ naming the variable when it is malformed.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import config_checks as check
 from .errors import ConfigError
-
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-
-
-def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
-    return value
-
-
-def _positive_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
-    return value
-
-
-def _size(name: str, raw: str) -> str:
-    match = _SIZE.match(raw)
-    if not match:
-        raise ConfigError(f"{name} must be a size like 256mb or 1gb, got {raw!r}")
-    return raw.strip().lower()
-
-
-def _appendfsync(name: str, raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in ("everysec", "always"):
-        raise ConfigError(f"{name} must be 'everysec' or 'always', got {raw!r}")
-    return value
-
-
-def _flag(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _url(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"{name} must start with redis://, rediss:// or unix://, got {value[:40]!r}"
-        )
-    return value
-
-
-def _prefix(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
-        raise ConfigError(f"{name} must be 1-64 letters, digits or _.:- characters, got {raw!r}")
-    return value
-
-
-def _http_url(name: str, raw: str) -> str:
-    url = raw.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
-    return url
-
-
-def _grant(name: str, raw: str) -> str:
-    parts = raw.split()
-    if parts == ["0"]:
-        return "0"
-    if len(parts) != 2 or not re.fullmatch(r"\d+(\.\d{1,4})?", parts[0]) or not parts[1].isalpha():
-        raise ConfigError(f"{name} must be an amount and a denomination like '100 USD', or 0")
-    return f"{parts[0]} {parts[1].upper()}"
-
-
-def _host(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not re.fullmatch(r"[A-Za-z0-9_.:\-\[\]]{1,253}", value):
-        raise ConfigError(f"{name} must be a host name or IP address, got {raw!r}")
-    return value
-
-
-def _port(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a port number, got {raw!r}") from None
-    if not 0 <= value <= 65535:
-        raise ConfigError(f"{name} must be between 0 and 65535, got {raw!r}")
-    return value
-
-
-def _text(_name: str, raw: str) -> str:
-    return raw.strip()
-
-
-def _phone_number_id(name: str, raw: str) -> str:
-    value = raw.strip()
-    if not value.isdigit():
-        raise ConfigError(f"{name} must be the numeric id Meta shows for the number, got {raw!r}")
-    return value
-
-
-def size_in_bytes(size: str) -> int:
-    """Convert a size such as ``256mb`` (as accepted by the settings) to bytes."""
-    match = _SIZE.match(size)
-    if not match:
-        raise ConfigError(f"not a size: {size!r}")
-    return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
 
 
 @dataclass(frozen=True)
@@ -230,7 +116,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_REDIS_URL",
         "redis_url",
-        _url,
+        check.url,
         "(unset: embedded Valkey)",
         "Connect to this Redis/Valkey (redis://, rediss://, unix://) instead of the "
         "embedded server.",
@@ -245,7 +131,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_APPENDFSYNC",
         "appendfsync",
-        _appendfsync,
+        check.appendfsync,
         "everysec",
         "Embedded AOF fsync policy: everysec (lose at most ~1 s on power loss) or always "
         "(zero loss, slower writes).",
@@ -253,7 +139,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_MAXMEMORY",
         "maxmemory",
-        _size,
+        check.size,
         "256mb",
         "Embedded server memory limit; policy noeviction (writes are refused when full, "
         "no session is evicted).",
@@ -261,91 +147,91 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_KEEP_SERVER",
         "keep_server",
-        _flag,
+        check.flag,
         "false",
         "Keep the embedded server running after the last statehq process exits.",
     ),
     Variable(
         "STATEHQ_SESSION_TTL",
         "session_ttl",
-        _positive_float,
+        check.positive_float,
         "300",
         "Seconds a session lives after its last write or touch (sliding).",
     ),
     Variable(
         "STATEHQ_EXPIRED_MEMORY",
         "expired_memory",
-        _positive_float,
+        check.positive_float,
         "86400",
         "Seconds after expiry during which the store still knows a session expired.",
     ),
     Variable(
         "STATEHQ_HISTORY_LENGTH",
         "history_length",
-        _positive_int,
+        check.positive_int,
         "10",
         "Versions kept per member for rollback and recovery.",
     ),
     Variable(
         "STATEHQ_DEDUP_TTL",
         "dedup_ttl",
-        _positive_float,
+        check.positive_float,
         "604800",
         "Seconds an inbound message id is remembered as applied (7 days).",
     ),
     Variable(
         "STATEHQ_MAX_DOCUMENT_BYTES",
         "max_document_bytes",
-        _positive_int,
+        check.positive_int,
         "524288",
         "Largest stored document; bigger writes are refused whole.",
     ),
     Variable(
         "STATEHQ_KEY_PREFIX",
         "key_prefix",
-        _prefix,
+        check.prefix,
         "statehq",
         "Prefix of every Redis key statehq writes.",
     ),
     Variable(
         "STATEHQ_MUTATE_DEADLINE",
         "mutate_deadline",
-        _positive_float,
+        check.positive_float,
         "2",
         "Seconds mutate() and rollback() keep retrying a compare-and-set before giving up.",
     ),
     Variable(
         "STATEHQ_AUDIT_RETENTION",
         "audit_retention",
-        _positive_float,
+        check.positive_float,
         "2592000",
         "Seconds audit entries are kept (30 days); older entries are trimmed on append.",
     ),
     Variable(
         "STATEHQ_AUDIT_MAX_ENTRIES",
         "audit_max_entries",
-        _positive_int,
+        check.positive_int,
         "10000",
         "Most audit entries kept per session key; the oldest go first.",
     ),
     Variable(
         "STATEHQ_AUDIT_TAIL_LENGTH",
         "audit_tail_length",
-        _positive_int,
+        check.positive_int,
         "100000",
         "Most entries kept in the operators' global audit tail.",
     ),
     Variable(
         "STATEHQ_JWT_REFRESH_MARGIN",
         "jwt_refresh_margin",
-        _positive_float,
+        check.positive_float,
         "60",
         "A backend token this close to its exp claim (seconds) is refreshed before use.",
     ),
     Variable(
         "STATEHQ_BACKEND_URL",
         "backend_url",
-        _http_url,
+        check.http_url,
         "(unset: built-in ledger)",
         "Base URL of a credex-core compatible API for the credex bot, instead of the "
         "built-in SQLite ledger under the data dir.",
@@ -360,7 +246,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_WELCOME_GRANT",
         "welcome_grant",
-        _grant,
+        check.grant,
         "100 USD",
         "What the built-in ledger credits a newly registered member (demo money, so a "
         "newcomer can offer a credex at once); 0 for nothing.",
@@ -368,21 +254,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_HOST",
         "host",
-        _host,
+        check.host,
         "127.0.0.1",
         "Address `statehq serve` listens on (0.0.0.0 for every interface).",
     ),
     Variable(
         "STATEHQ_PORT",
         "port",
-        _port,
+        check.port,
         "8000",
         "Port `statehq serve` listens on.",
     ),
     Variable(
         "STATEHQ_WORKERS",
         "workers",
-        _positive_int,
+        check.positive_int,
         "4",
         "Inbox worker processes `statehq serve` starts (each drains one member at a time; "
         "threads when the app is embedded with `create_app`).",
@@ -390,7 +276,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_LEASE_TTL",
         "lease_ttl",
-        _positive_float,
+        check.positive_float,
         "30",
         "Seconds a worker's lease on a member lasts unless renewed; a dead worker's "
         "members are picked up after this.",
@@ -398,7 +284,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_MAX_MESSAGE_AGE",
         "max_message_age",
-        _positive_float,
+        check.positive_float,
         "86400",
         "Messages older than this (seconds; e.g. a week of redeliveries) are recorded in "
         "the audit trail but not answered.",
@@ -406,21 +292,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "STATEHQ_ADMIN_TOKEN",
         "admin_token",
-        _text,
+        check.text,
         "(unset: admin API off)",
         "Bearer token for the `/admin/` API; unset disables it.",
     ),
     Variable(
         "STATEHQ_MARK_READ",
         "mark_read",
-        _flag,
+        check.flag,
         "false",
         "Mark each processed WhatsApp message as read (blue ticks) before answering it.",
     ),
     Variable(
         "WHATSAPP_VERIFY_TOKEN",
         "whatsapp_verify_token",
-        _text,
+        check.text,
         "(unset)",
         "The verify token you type into Meta's webhook settings; GET /webhooks/whatsapp "
         "answers the challenge only when it matches.",
@@ -428,21 +314,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "WHATSAPP_APP_SECRET",
         "whatsapp_app_secret",
-        _text,
+        check.text,
         "(unset: webhook refuses POSTs)",
         "The Meta app's secret: every POST must carry X-Hub-Signature-256 made with it.",
     ),
     Variable(
         "WHATSAPP_ACCESS_TOKEN",
         "whatsapp_access_token",
-        _text,
+        check.text,
         "(unset)",
         "The Graph API token replies are sent with (a system user's permanent token).",
     ),
     Variable(
         "WHATSAPP_PHONE_NUMBER_ID",
         "whatsapp_phone_number_id",
-        _phone_number_id,
+        check.phone_number_id,
         "(unset)",
         "The id of the business number: replies are sent from it, and webhook updates for "
         "any other number are acknowledged and ignored.",
@@ -450,7 +336,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "WHATSAPP_GRAPH_URL",
         "whatsapp_graph_url",
-        _http_url,
+        check.http_url,
         "https://graph.facebook.com/v23.0",
         "The Graph API base URL (point it at a local or staging server to test).",
     ),

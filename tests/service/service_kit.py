@@ -27,6 +27,7 @@ import pytest
 import uvicorn
 
 from statehq import Settings, StateStore
+from statehq.bench.cpu import children
 from statehq.service.app import create_app
 from statehq.store.embedded import EmbeddedValkey
 from statehq.testing import webhooks
@@ -181,7 +182,7 @@ class ServeProcess:
 
     def worker_pids(self) -> list[int]:
         """The worker processes ``statehq serve`` started (its children)."""
-        return children(self.process.pid)
+        return sorted(children(self.process.pid))
 
     def kill(self) -> None:
         """SIGKILL: the process dies where it stands, leases held and all."""
@@ -196,21 +197,6 @@ class ServeProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-def children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` (read from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it ended while we looked
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def _free_port() -> int:

@@ -30,12 +30,12 @@ def own_seconds(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid``."""
+    """Live processes whose parent is ``pid`` (zombies, dead but not yet reaped, left out)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _stat(int(entry.name))
-            if fields and int(fields[1]) == pid:
+            if fields and int(fields[1]) == pid and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
 

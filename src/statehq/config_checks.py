@@ -1,0 +1,139 @@
+"""How each configuration variable's raw text is checked and converted.
+
+Each checker takes the variable's name (for the error message) and its raw value, and
+returns the converted value or raises a :class:`ConfigError` naming the variable.
+:mod:`statehq.config` lists which variable uses which.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ConfigError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def positive_float(name: str, raw: str) -> float:
+    """A number of seconds greater than 0."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def positive_int(name: str, raw: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+def size(name: str, raw: str) -> str:
+    """A memory size such as ``256mb`` or ``1gb`` (kept as text, lower-cased)."""
+    match = _SIZE.match(raw)
+    if not match:
+        raise ConfigError(f"{name} must be a size like 256mb or 1gb, got {raw!r}")
+    return raw.strip().lower()
+
+
+def appendfsync(name: str, raw: str) -> str:
+    """The embedded AOF fsync policy: ``everysec`` or ``always``."""
+    value = raw.strip().lower()
+    if value not in ("everysec", "always"):
+        raise ConfigError(f"{name} must be 'everysec' or 'always', got {raw!r}")
+    return value
+
+
+def flag(name: str, raw: str) -> bool:
+    """On or off: 1/true/yes/on or 0/false/no/off."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def url(name: str, raw: str) -> str:
+    """A Redis URL: redis://, rediss:// or unix://."""
+    value = raw.strip()
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{name} must start with redis://, rediss:// or unix://, got {value[:40]!r}"
+        )
+    return value
+
+
+def prefix(name: str, raw: str) -> str:
+    """A key prefix: letters, digits and a few separators, no hash-slot braces."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ConfigError(f"{name} must be 1-64 letters, digits or _.:- characters, got {raw!r}")
+    return value
+
+
+def http_url(name: str, raw: str) -> str:
+    """An http(s) base URL, without its trailing slash."""
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return value
+
+
+def grant(name: str, raw: str) -> str:
+    """An amount and a currency, such as ``100 USD``, or 0 for none."""
+    parts = raw.split()
+    if parts == ["0"]:
+        return "0"
+    if len(parts) != 2 or not re.fullmatch(r"\d+(\.\d{1,4})?", parts[0]) or not parts[1].isalpha():
+        raise ConfigError(f"{name} must be an amount and a denomination like '100 USD', or 0")
+    return f"{parts[0]} {parts[1].upper()}"
+
+
+def host(name: str, raw: str) -> str:
+    """An address to listen on."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-\[\]]{1,253}", value):
+        raise ConfigError(f"{name} must be a host name or IP address, got {raw!r}")
+    return value
+
+
+def port(name: str, raw: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free port)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a port number, got {raw!r}") from None
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {raw!r}")
+    return value
+
+
+def text(_name: str, raw: str) -> str:
+    """Any text, trimmed (secrets and tokens)."""
+    return raw.strip()
+
+
+def phone_number_id(name: str, raw: str) -> str:
+    """The numeric id Meta shows for a WhatsApp business number."""
+    value = raw.strip()
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be the numeric id Meta shows for the number, got {raw!r}")
+    return value
+
+
+def size_in_bytes(size: str) -> int:
+    """Convert a size such as ``256mb`` (as accepted by the settings) to bytes."""
+    match = _SIZE.match(size)
+    if not match:
+        raise ConfigError(f"not a size: {size!r}")
+    return int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
