@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from .errors import ConfigError
+from .numbers import is_digits
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
@@ -126,7 +127,7 @@ def text(_name: str, raw: str) -> str:
 def phone_number_id(name: str, raw: str) -> str:
     """The numeric id Meta shows for a WhatsApp business number."""
     value = raw.strip()
-    if not value.isdigit():
+    if not is_digits(value):
         raise ConfigError(f"{name} must be the numeric id Meta shows for the number, got {raw!r}")
     return value
 

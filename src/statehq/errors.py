@@ -207,6 +207,17 @@ class SessionEnded(StateError):
         )
 
 
+class NoSession(StateError):
+    """There is no session, live or remembered, to act on; nothing was written."""
+
+    def __init__(self, session_key: str, action: str) -> None:
+        self.session_key = session_key
+        super().__init__(
+            f"no session for {session_key!r} (none live, none in history): nothing to {action}. "
+            f"Check the member id or phone number"
+        )
+
+
 class IdentityError(StateError):
     """A channel identity cannot be bound or unbound as asked; nothing was changed."""
 

@@ -250,7 +250,13 @@ def test_audit_lists_entries_with_a_limit_and_refuses_a_bad_one(
         refused = api.get("/admin/members/m1/audit", params=params)
         assert refused.status_code == 422, params
         assert "limit must be a whole number from 1 to 1000" in body_of(refused)["error"]
-    for params in ({"since": "yesterday"}, {"since": "2026-11-22T08:00:00"}, {"until": "x"}):
+    for params in (
+        {"since": "yesterday"},
+        {"since": "2026-11-22T08:00:00"},
+        {"until": "x"},
+        {"since": "\u00b2"},  # a superscript two: str.isdigit says yes, int() says no
+        {"until": "\u0663-0"},  # Arabic-Indic digits
+    ):
         refused = api.get("/admin/members/m1/audit", params=params)
         assert refused.status_code == 422, params
         assert next(iter(params)) in body_of(refused)["error"]
@@ -347,6 +353,16 @@ def test_reset_keeps_the_member_id_and_drops_the_rest(
     assert "jwt_token" not in state
     last = manager.audit.read("m1")[-1]
     assert (last.event, last.reason) == ("state.reset", "stuck in a flow")
+
+
+def test_reset_of_a_member_never_seen_is_404_and_creates_nothing(
+    api: httpx.Client, manager: StateManager
+) -> None:
+    response = api.post("/admin/members/263779999999/reset", json={"reason": "typo"})
+    assert response.status_code == 404
+    assert "no session for 'member:263779999999'" in body_of(response)["error"]
+    assert manager.store.get("member:263779999999") is None
+    assert manager.audit.read("member:263779999999") == []
 
 
 def test_recover_on_a_healthy_session_does_nothing(

@@ -146,6 +146,18 @@ def test_an_old_message_is_recorded_not_answered(service: Running, fresh_graph: 
     assert "message.old" in events
 
 
+def test_a_timestamp_in_other_digits_is_treated_as_unknown_not_a_crash(
+    service: Running, fresh_graph: FakeGraph
+) -> None:
+    phone = new_phone()
+    strange = {**wh.text(phone, "hi"), "timestamp": "\u00b2"}  # str.isdigit() says yes
+    service.send(strange)  # 200: queued, with no usable time
+    settle(service)
+    assert fresh_graph.messages_to(phone) == []  # no time means too old to answer as new
+    events = [e.event for e in service.audit_events(f"whatsapp:{phone}")]
+    assert "message.old" in events
+
+
 # -- refused requests: a clear status, nothing written ----------------------------------------
 
 

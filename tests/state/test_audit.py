@@ -88,6 +88,9 @@ def test_read_pages_with_since_and_limit(manager: StateManager) -> None:
             manager.audit.read(PHONE, limit=bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="since"):
         manager.audit.read(PHONE, since="yesterday")
+    for other_digits in ("\u00b2", "\u0663-1", "1-\u00b9"):  # a superscript, Arabic-Indic digits
+        with pytest.raises(InvalidInput, match="since"):
+            manager.audit.read(PHONE, since=other_digits)
 
 
 def test_the_global_tail_shows_every_session(manager: StateManager) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..flows import Buttons, Inbound, Message, Option, Text
+from ..numbers import is_digits
 from ..state import ChannelId
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -149,7 +150,7 @@ def _message(raw: Any, contacts: list[dict[str, Any]]) -> WhatsAppMessage | None
         return None
     kind, text, choice = _content(raw)
     stamp = raw.get("timestamp")
-    when = int(stamp) if isinstance(stamp, str) and stamp.isdigit() else 0
+    when = int(stamp) if isinstance(stamp, str) and is_digits(stamp) else 0
     return WhatsAppMessage(raw["id"], sender, kind, when, text, choice, name)
 
 
@@ -193,7 +194,7 @@ def _status(raw: Any) -> StatusUpdate | None:
         raw["id"],
         str(raw.get("recipient_id", "")),
         str(raw.get("status", "")),
-        int(stamp) if isinstance(stamp, str) and stamp.isdigit() else 0,
+        int(stamp) if isinstance(stamp, str) and is_digits(stamp) else 0,
         code if isinstance(code, int) else None,
         title if isinstance(title, str) else None,
     )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from ..channels.terminal import TerminalChat
 from ..config import Settings
 from ..credex.app import build_engine, open_backend, open_ledger
+from ..numbers import is_digits
 from ..store import StateStore
 
 INTRO = (
@@ -34,7 +35,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_chat(store: StateStore, phone: str) -> int:
     """Chat on stdin/stdout; scripted when stdin is not a terminal."""
     digits = phone.removeprefix("+")
-    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+    if not is_digits(digits) or not 8 <= len(digits) <= 15:
         print(f"statehq: --as takes a phone number of 8-15 digits, got {phone!r}", file=sys.stderr)
         return 2
     settings = store.settings

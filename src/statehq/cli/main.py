@@ -32,6 +32,7 @@ from .. import __version__
 from ..config import Settings
 from ..credex.app import credex_stages
 from ..errors import StateError, VersionConflict
+from ..numbers import is_digits
 from ..redact import redact_text, redact_value
 from ..state import StateManager
 from ..store import StateStore
@@ -77,7 +78,7 @@ def _add_audit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _since_arg(text: str) -> datetime | str:
-    if text.replace("-", "").isdigit():
+    if is_digits(text.replace("-", "")):
         return text
     try:
         moment = datetime.fromisoformat(text)

@@ -58,6 +58,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..numbers import is_digits
 from .backend import Backend, BackendError, Refused, Unauthorized
 from .wire import (
     API_KEY_HEADER,
@@ -162,7 +163,7 @@ def _check_api_key(request: Request, api_key: str | None) -> None:
 
 async def _json_body(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+    if not is_digits(declared) or int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     raw = bytearray()
     async for chunk in request.stream():  # a chunked body has no content-length to trust

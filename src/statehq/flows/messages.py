@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidInput
+from ..numbers import is_digits
 
 TEXT_LIMIT = 4096
 BUTTON_BODY_LIMIT = 1024
@@ -165,7 +166,7 @@ def _check_unique(options: Sequence[Option]) -> None:
 
 def page_of(choice: str) -> int | None:
     """The page number a ``page:<n>`` choice asks for, else ``None``."""
-    if choice.startswith(PAGE_PREFIX) and choice[len(PAGE_PREFIX) :].isdigit():
+    if choice.startswith(PAGE_PREFIX) and is_digits(choice[len(PAGE_PREFIX) :]):
         return int(choice[len(PAGE_PREFIX) :])
     return None
 

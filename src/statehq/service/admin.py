@@ -52,6 +52,7 @@ from ..errors import (
     InvalidInput,
     InvalidMemberId,
     LeaseError,
+    NoSession,
     SessionEnded,
     SessionMoved,
     StateError,
@@ -61,6 +62,7 @@ from ..errors import (
     VersionConflict,
     VersionNotFound,
 )
+from ..numbers import is_digits
 from ..redact import get_logger, redact_text, redact_value
 from ..state import StateManager
 from ..state.channels import session_key_for
@@ -80,6 +82,7 @@ UNAUTHORIZED = "missing or wrong admin token: send 'Authorization: Bearer <STATE
 _STATUSES: tuple[tuple[type[StateError], int], ...] = (
     (VersionNotFound, 404),
     (SessionEnded, 404),
+    (NoSession, 404),
     (InvalidMemberId, 400),
     (StateValidationError, 422),
     (TransitionRefused, 422),
@@ -305,7 +308,7 @@ async def _json_object(request: Request, fields: tuple[str, ...]) -> dict[str, A
 async def _read_body(request: Request) -> bytes:
     too_large = _Refused(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if is_digits(declared) and int(declared) > MAX_BODY_BYTES:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

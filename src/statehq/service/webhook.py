@@ -28,6 +28,7 @@ from ..channels.whatsapp import (
 )
 from ..config import Settings
 from ..errors import InvalidInput, StateError
+from ..numbers import is_digits
 from ..redact import get_logger, redact_text
 from ..state import ChannelId
 from ..store import AsyncStateStore
@@ -97,7 +98,7 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
 async def _read_limited(request: Request) -> bytes | None:
     """The raw body (signatures cover its exact bytes), or None past the limit."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if is_digits(declared) and int(declared) > MAX_BODY_BYTES:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():

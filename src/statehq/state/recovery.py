@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import metrics
-from ..errors import CorruptState
+from ..errors import CorruptState, NoSession
 from ..redact import get_logger
-from ..store import HistoryEntry, Snapshot
+from ..store import HistoryEntry, SessionStatus, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
 from .channels import ChannelId, member_of_key
@@ -94,8 +94,15 @@ def recover(
 
 
 def reset(manager: StateManager, key: str, channel: ChannelId | None, reason: str) -> Snapshot:
-    """Replace ``key``'s session with the safe state that keeps identity (audited)."""
-    doc = safe_state(key, channel, _history(manager, key))
+    """Replace ``key``'s session with the safe state that keeps identity (audited).
+
+    Raises :class:`NoSession` for a key with no session, live, expired or in history: a
+    mistyped member id must not create one.
+    """
+    history = _history(manager, key)
+    if not history and manager.store.status(key) is SessionStatus.NONE:
+        raise NoSession(key, "reset")
+    doc = safe_state(key, channel, history)
     return _write(manager, key, doc, AuditEvent("state.reset", "", reason, {}))
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput
+from ..numbers import is_digits
 from ..redact import SECRET_FIELDS, redact_text, redact_value
 from .requests import Command, Operation, Script
 
@@ -127,7 +128,7 @@ def stream_id(since: datetime | str | None) -> str:
 
 def _is_stream_id(text: str) -> bool:
     ms, _, seq = text.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit())
+    return is_digits(ms) and (seq == "" or is_digits(seq))
 
 
 def check_limit(limit: object) -> int:
@@ -187,7 +188,7 @@ def _json(text: str | None, default: Any) -> Any:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text and text.lstrip("-").isdigit() else None
+    return int(text) if text and is_digits(text.removeprefix("-")) else None
 
 
 # -- operations (sans-I/O generators, driven by StateStore / AsyncStateStore) -----------
