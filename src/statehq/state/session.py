@@ -1,7 +1,7 @@
-"""One member session: accessors, validated writes and the flow helpers.
+"""One member session: validated writes, turns and the flow helpers.
 
-Every read hands out a copy, so no caller holds a live reference into stored state;
-every write goes through :meth:`MemberSession._write`, which validates the whole
+Reads come from :class:`~statehq.state.reading.SessionReader` (always copies); every
+write goes through :meth:`MemberSession._write`, which validates the whole
 resulting document, checks the stage transition, and lets the store write it together
 with its audit entries in one script call (a compare-and-set retried until the
 store's deadline, so concurrent writers on other channels lose nothing).
@@ -9,8 +9,9 @@ store's deadline, so concurrent writers on other channels lose nothing).
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,12 @@ from ..store import DEFAULT_PRESERVE, Lease, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
 from ..store.operations import Outbox
-from .channels import ChannelId, member_of_key
+from .channels import ChannelId
+from .documents import active_flow, merge_patch
 from .model import STAGE_AUTH, STAGE_INIT, STAGE_MENU, fresh_validation
+from .reading import SessionReader
 from .tokens import token_expiry
+from .turn import Change, StagedTurn
 from .validator import watched
 
 if TYPE_CHECKING:
@@ -37,10 +41,9 @@ if TYPE_CHECKING:
     from .recovery import RecoveryResult
 
 log = get_logger(__name__)
-Change = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
-class MemberSession:
+class MemberSession(SessionReader):
     """A handle on one session, opened by :meth:`StateManager.open`.
 
     ``expired`` is true when this session was started because the previous one expired
@@ -66,45 +69,9 @@ class MemberSession:
         self.recovered = recovered
         self.lease = lease
         self._snap = snapshot
-        self._staged: _Staged | None = None
+        self._staged: StagedTurn | None = None
 
-    # -- reading (always copies) ---------------------------------------------------------
-
-    @property
-    def version(self) -> int:
-        """The version this handle last read or wrote."""
-        return self._snap.version
-
-    @property
-    def ttl(self) -> float | None:
-        """Seconds left in the session as of the last read or write."""
-        return self._snap.ttl
-
-    def state(self) -> dict[str, Any]:
-        """A private copy of the whole document (changing it changes nothing stored)."""
-        return copy.deepcopy(self._snap.doc)
-
-    def get_member_id(self) -> str | None:
-        """The member id, once the backend has named the member."""
-        value = self._snap.doc.get("member_id")
-        return value if isinstance(value, str) else member_of_key(self.key)
-
-    def get_channel(self) -> ChannelId | None:
-        """The channel this conversation is on (the inbound one; else the bound one)."""
-        if self.channel is not None:
-            return self.channel
-        stored = self._snap.doc.get("channel")
-        if isinstance(stored, Mapping):
-            return ChannelId(stored["type"], stored["identifier"])
-        return None
-
-    def is_authenticated(self) -> bool:
-        """True when logged in with a token that has not expired."""
-        token = self._snap.doc.get("jwt_token")
-        if self._snap.doc.get("authenticated") is not True or not isinstance(token, str):
-            return False
-        expiry = token_expiry(token)
-        return expiry is not None and expiry > self.manager.clock()
+    # -- reading: see SessionReader; the token may need a refresh (a write) ----------------
 
     def get_jwt(self) -> str | None:
         """The backend token, refreshed first when it is about to expire; never an expired one."""
@@ -125,24 +92,6 @@ class MemberSession:
             return token
         self._expire_token()
         return None
-
-    def get_stage(self) -> str:
-        """The conversation's stage (INIT, AUTH, MENU or a flow id)."""
-        stage = self._snap.doc.get("stage")
-        return stage if isinstance(stage, str) else STAGE_INIT
-
-    def get_flow(self) -> dict[str, Any] | None:
-        """A copy of the active flow (``{id, step, data, _validation}``), or None."""
-        flow = self._snap.doc.get("flow_data")
-        return copy.deepcopy(flow) if isinstance(flow, dict) else None
-
-    def get_profile(self) -> dict[str, Any] | None:
-        """A copy of the member's profile as the backend returned it."""
-        return copy.deepcopy(self._snap.doc.get("profile"))
-
-    def get_current_account(self) -> dict[str, Any] | None:
-        """A copy of the account the member is acting on."""
-        return copy.deepcopy(self._snap.doc.get("current_account"))
 
     def reload(self) -> None:
         """Read the session again from the store."""
@@ -199,7 +148,7 @@ class MemberSession:
         flow_id = self._flow_id()
 
         def go(doc: dict[str, Any]) -> None:
-            flow = _active_flow(doc, self.key, flow_id)
+            flow = active_flow(doc, self.key, flow_id)
             flow["step"] = step
             flow["data"] = merge_patch(flow.get("data") or {}, patch)
             flow["_validation"] = fresh_validation()
@@ -215,7 +164,7 @@ class MemberSession:
         expected = self._flow_id()
 
         def count(doc: dict[str, Any]) -> None:
-            flow = _active_flow(doc, self.key, expected)
+            flow = active_flow(doc, self.key, expected)
             validation = dict(flow.get("_validation") or fresh_validation())
             validation["attempts"] = int(validation.get("attempts", 0)) + 1
             validation["in_progress"] = not ok
@@ -276,7 +225,7 @@ class MemberSession:
         snap = bind(self, member_id, token, profile, current_account, reason)
         self._snap = snap
         if staging:
-            self._staged = _Staged(snap)
+            self._staged = StagedTurn(snap)
         return snap
 
     def rollback(self, version: int, *, reason: str = "operator rollback") -> Snapshot:
@@ -319,15 +268,12 @@ class MemberSession:
         message's dedup mark and its replies. A worker that dies before the commit has
         changed nothing, so the message can simply be processed again.
         """
-        self._staged = _Staged(self._snap)
+        self._staged = StagedTurn(self._snap)
 
     @property
     def turn_version(self) -> int:
         """The version the session will have once the turn is committed."""
-        staged = self._staged
-        if staged is None:
-            return self.version
-        return staged.base.version + (1 if staged.events else 0)
+        return self.version if self._staged is None else self._staged.version
 
     def commit_turn(self, message_id: str | None, outbox: Outbox | None = None) -> Snapshot:
         """Write the turn's changes, dedup mark, audit entries and replies in one script.
@@ -362,7 +308,7 @@ class MemberSession:
         if self._staged is None:
             return
         self.commit_turn(None)
-        self._staged = _Staged(self._snap)
+        self._staged = StagedTurn(self._snap)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -399,20 +345,13 @@ class MemberSession:
         for _ in range(3):
             lease = self._fencing_lease()
             try:
-                snap = store.mutate(
-                    self.key, apply, message_id=message_id, lease=lease, audit=events
-                )
+                with self._refusals_audited(event, reason):
+                    snap = store.mutate(
+                        self.key, apply, message_id=message_id, lease=lease, audit=events
+                    )
             except SessionMoved as moved:
                 self.key = moved.target
                 continue
-            except StateValidationError as refused:
-                metrics.REFUSED_WRITES.inc()
-                self._audit_refusal("state.refused", refused, event, reason)
-                raise
-            except TransitionRefused as refused:
-                metrics.REFUSED_TRANSITIONS.inc()
-                self._audit_refusal("transition.refused", refused, event, reason)
-                raise
             self._snap = snap
             return snap
         raise SessionEnded(self.key)
@@ -427,21 +366,23 @@ class MemberSession:
     def _stage(self, apply: Change, events: tuple[AuditEvent, ...]) -> Snapshot:
         staged = self._staged
         assert staged is not None
-        draft = copy.deepcopy(self._snap.doc)
+        with self._refusals_audited(events[0].event, events[0].reason):
+            self._snap = staged.stage(self._snap, apply, events)
+        return self._snap
+
+    @contextlib.contextmanager
+    def _refusals_audited(self, attempted: str, reason: str) -> Iterator[None]:
+        """A refused write is counted and audited, then raised on."""
         try:
-            result = apply(draft)
+            yield
         except StateValidationError as refused:
             metrics.REFUSED_WRITES.inc()
-            self._audit_refusal("state.refused", refused, events[0].event, events[0].reason)
+            self._audit_refusal("state.refused", refused, attempted, reason)
             raise
         except TransitionRefused as refused:
             metrics.REFUSED_TRANSITIONS.inc()
-            self._audit_refusal("transition.refused", refused, events[0].event, events[0].reason)
+            self._audit_refusal("transition.refused", refused, attempted, reason)
             raise
-        after = draft if result is None else result
-        staged.events.extend(events)
-        self._snap = Snapshot(after, self._snap.version, self._snap.ttl)
-        return self._snap
 
     def _audit_refusal(self, name: str, error: Exception, attempted: str, reason: str) -> None:
         detail: dict[str, Any] = {"attempted": attempted}
@@ -504,37 +445,3 @@ class MemberSession:
                 doc["authenticated"] = False
 
         self._write(drop, "token.expired", reason="the backend token expired and was not refreshed")
-
-
-class _Staged:
-    """A turn in progress: the snapshot it began from and the audit events held."""
-
-    def __init__(self, base: Snapshot) -> None:
-        self.base = base
-        self.events: list[AuditEvent] = []
-
-
-def _active_flow(doc: dict[str, Any], key: str, expected: str | None) -> dict[str, Any]:
-    """The stored flow, if it is the one this handle last saw (not one started since)."""
-    flow = doc.get("flow_data")
-    if not isinstance(flow, dict):
-        raise InvalidInput(f"session {key!r} has no active flow; start one with start_flow()")
-    if expected is not None and flow.get("id") != expected:
-        raise InvalidInput(
-            f"session {key!r} is now in flow {flow.get('id')!r}, not {expected!r}; "
-            f"nothing was written. Reload the session and continue from its current step"
-        )
-    return flow
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, returning a new value (``target`` is not changed)."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
