@@ -8,8 +8,8 @@ checks on every write to the sender's keys) and drains the sender's inbox oldest
    its turn was committed, it is only acknowledged (its replies are in the outbox);
 3. a message runs through the flow engine as one turn, committed by one script with
    its dedup mark and its replies (:meth:`Headquarters.process`);
-4. the update is acknowledged, and the turn's replies are sent, in order, before the
-   next update of that sender is looked at.
+4. the turn's replies are sent, in order; then the update is acknowledged by the same
+   call that takes the sender's next one (one round trip for both).
 
 Different senders are processed concurrently by other workers, threads or processes.
 """
