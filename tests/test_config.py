@@ -40,6 +40,9 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_WORKERS": "8",
         "STATEHQ_LEASE_TTL": "10",
         "STATEHQ_MAX_MESSAGE_AGE": "3600",
+        "STATEHQ_MAX_ATTEMPTS": "3",
+        "STATEHQ_STORE_TIMEOUT": "0.5",
+        "STATEHQ_RECONCILE_INTERVAL": "2",
         "STATEHQ_ADMIN_TOKEN": " admin-s3cret ",
         "STATEHQ_MARK_READ": "on",
         "WHATSAPP_VERIFY_TOKEN": "verify-me",
@@ -66,6 +69,7 @@ def test_every_variable_is_read() -> None:
         10.0,
         3600.0,
     )
+    assert (s.max_attempts, s.store_timeout, s.reconcile_interval) == (3, 0.5, 2.0)
     assert (s.admin_token, s.mark_read) == ("admin-s3cret", True)
     assert (s.whatsapp_verify_token, s.whatsapp_app_secret, s.whatsapp_access_token) == (
         "verify-me",

@@ -41,6 +41,7 @@ def test_public_names_are_pinned() -> None:
             "StateValidationError",
             "StateValidator",
             "StoreFull",
+            "StoreRefused",
             "StoreUnavailable",
             "TransitionRefused",
             "VersionConflict",

@@ -45,6 +45,9 @@ class Settings:
     workers: int = 4
     lease_ttl: float = 30.0
     max_message_age: float = 86400.0
+    max_attempts: int = 5
+    store_timeout: float = 1.5
+    reconcile_interval: float = 10.0
     admin_token: str | None = field(default=None, repr=False)
     mark_read: bool = False
     whatsapp_verify_token: str | None = field(default=None, repr=False)
@@ -288,6 +291,30 @@ VARIABLES: tuple[Variable, ...] = (
         "86400",
         "Messages older than this (seconds; e.g. a week of redeliveries) are recorded in "
         "the audit trail but not answered.",
+    ),
+    Variable(
+        "STATEHQ_MAX_ATTEMPTS",
+        "max_attempts",
+        check.positive_int,
+        "5",
+        "Times a worker tries an update whose handling raises (with growing pauses) before "
+        "setting it aside as a dead letter (`statehq dead list`).",
+    ),
+    Variable(
+        "STATEHQ_STORE_TIMEOUT",
+        "store_timeout",
+        check.positive_float,
+        "1.5",
+        "Seconds the webhook, health checks and metrics wait on the store before giving up "
+        "(a hung store gives a 503 this fast, never a hung request).",
+    ),
+    Variable(
+        "STATEHQ_RECONCILE_INTERVAL",
+        "reconcile_interval",
+        check.positive_float,
+        "10",
+        "Seconds between sweeps that find inboxes holding work nobody is marked to do "
+        "(the safety net under partial store failures).",
     ),
     Variable(
         "STATEHQ_ADMIN_TOKEN",

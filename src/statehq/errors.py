@@ -21,7 +21,8 @@ StateError                      anything statehq refuses or cannot do
 ├── SessionEnded                the session expired or was removed while it was being used
 ├── IdentityError               a channel is already bound elsewhere, or is not bound
 └── StoreUnavailable            the Redis/Valkey server cannot be reached or refused the command
-    └── StoreFull               the server hit its memory limit; nothing was evicted or written
+    ├── StoreFull               the server hit its memory limit; nothing was evicted or written
+    └── StoreRefused            the server answered with an error (a script failed, a bad argument)
 ```
 
 Each leaf carries the context that explains it and its message says what to do.
@@ -185,6 +186,13 @@ class StoreUnavailable(StateError):
 
 class StoreFull(StoreUnavailable):
     """The server reached its memory limit; the write was refused and nothing was evicted."""
+
+
+class StoreRefused(StoreUnavailable):
+    """The server answered the command with an error (a script failed, an argument was bad).
+
+    Unlike its parent, retrying the same call will not help: the server is up and said no.
+    """
 
 
 class SessionMoved(StateError):

@@ -94,6 +94,34 @@ OLD_MESSAGES = Counter(
     "Messages older than STATEHQ_MAX_MESSAGE_AGE: recorded, not answered.",
 )
 
+UPDATES_REJECTED = Counter(
+    "statehq_updates_rejected_total",
+    "Signed webhook updates that were malformed: recorded and skipped, by reason.",
+    ["reason"],
+)
+MESSAGE_FAILURES = Counter(
+    "statehq_message_failures_total",
+    "Times handling one queued update raised (it is retried with backoff), by error type.",
+    ["error"],
+)
+DEAD_LETTERS = Counter(
+    "statehq_dead_letters_total",
+    "Updates set aside as dead letters after failing STATEHQ_MAX_ATTEMPTS times, or unreadable.",
+)
+WORKER_ERRORS = Counter(
+    "statehq_worker_errors_total",
+    "Errors a worker met outside one update's handling (store trouble, bugs); it went on.",
+    ["error"],
+)
+INBOX_REMARKED = Counter(
+    "statehq_inbox_remarked_total",
+    "Senders with queued work the reconciler found unmarked and marked ready again.",
+)
+STORE_RESTARTS = Counter(
+    "statehq_store_restarts_total",
+    "Times the supervisor restarted the embedded Valkey server after it died.",
+)
+
 # Gauges filled when /metrics is scraped (read from the store, so every process agrees).
 QUEUE_SENDERS = Gauge(
     "statehq_inbox_senders",

@@ -59,7 +59,8 @@ class WhatsAppMember:
         """POST ``message`` signed as Meta signs it; returns the replies to it as text."""
         raw, headers = wh.signed(wh.payload([message]), APP_SECRET)
         answer = self.service.http.post(WEBHOOK, content=raw, headers=headers)
-        assert answer.json() == {"queued": 1, "duplicates": 0, "ignored": 0}, answer.text
+        expected = {"queued": 1, "duplicates": 0, "ignored": 0, "rejected": 0}
+        assert answer.json() == expected, answer.text
         self.request = (raw, headers)
         self.sent.append(message["id"])
         settle(self.service)
@@ -277,7 +278,7 @@ def test_a_redelivered_confirm_tap_sends_one_offer_and_no_extra_reply(
     # Meta delivers the exact same request again: acknowledged, never processed twice.
     raw, headers = chipo.request
     again = service.http.post(WEBHOOK, content=raw, headers=headers)
-    assert again.json() == {"queued": 0, "duplicates": 1, "ignored": 0}
+    assert again.json() == {"queued": 0, "duplicates": 1, "ignored": 0, "rejected": 0}
     settle(service)
     assert len(fresh_graph.messages_to(CHIPO.phone)) == replies
     assert len(dashboard(ledger, CHIPO.phone).pending_out) == 1

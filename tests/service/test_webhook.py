@@ -49,7 +49,7 @@ def test_one_message_gets_one_answer(service: Running, fresh_graph: FakeGraph) -
     phone = new_phone()
     message = wh.text(phone, "hi")
     answer = service.send(message)
-    assert answer.json() == {"queued": 1, "duplicates": 0, "ignored": 0}
+    assert answer.json() == {"queued": 1, "duplicates": 0, "ignored": 0, "rejected": 0}
     replies = _wait_replies(fresh_graph, phone, 1)
     assert replies[0]["biz_opaque_callback_data"] == f"{message['id']}#0"
     assert "Welcome to credex" in json.dumps(replies[0], ensure_ascii=False)
@@ -99,7 +99,7 @@ def test_a_redelivery_and_the_same_id_in_another_batch_are_processed_once(
     again = service.send(message)  # Meta redelivers the same request
     mixed = service.send(wh.text(other, "hi"), message)  # the same id in another batch
     assert (first.json()["queued"], again.json()["duplicates"]) == (1, 1)
-    assert mixed.json() == {"queued": 1, "duplicates": 1, "ignored": 0}
+    assert mixed.json() == {"queued": 1, "duplicates": 1, "ignored": 0, "rejected": 0}
     settle(service)
     assert answered(fresh_graph, phone) == [message["id"]]
     assert len(fresh_graph.messages_to(phone)) == 1
@@ -114,7 +114,7 @@ def test_statuses_are_audited_and_never_answered(service: Running, fresh_graph: 
         wh.status(phone, "wamid.out2", "failed", code=131047),
     ]
     answer = service.post(wh.payload([], statuses))
-    assert answer.json() == {"queued": 3, "duplicates": 0, "ignored": 0}
+    assert answer.json() == {"queued": 3, "duplicates": 0, "ignored": 0, "rejected": 0}
     settle(service)
     assert fresh_graph.messages_to(phone) == []
     trail = [e for e in service.audit_events(f"whatsapp:{phone}") if e.event == "message.status"]
@@ -146,16 +146,18 @@ def test_an_old_message_is_recorded_not_answered(service: Running, fresh_graph: 
     assert "message.old" in events
 
 
-def test_a_timestamp_in_other_digits_is_treated_as_unknown_not_a_crash(
+def test_a_timestamp_in_other_digits_is_rejected_not_a_crash(
     service: Running, fresh_graph: FakeGraph
 ) -> None:
     phone = new_phone()
     strange = {**wh.text(phone, "hi"), "timestamp": "\u00b2"}  # str.isdigit() says yes
-    service.send(strange)  # 200: queued, with no usable time
+    answer = service.post(wh.payload([strange]))
+    assert answer.json() == {"queued": 0, "duplicates": 0, "ignored": 0, "rejected": 1}
     settle(service)
-    assert fresh_graph.messages_to(phone) == []  # no time means too old to answer as new
-    events = [e.event for e in service.audit_events(f"whatsapp:{phone}")]
-    assert "message.old" in events
+    assert fresh_graph.messages_to(phone) == []
+    (event,) = service.audit_events(f"whatsapp:{phone}")
+    assert event.event == "message.rejected"
+    assert "timestamp" in event.reason
 
 
 # -- refused requests: a clear status, nothing written ----------------------------------------
@@ -205,7 +207,7 @@ def test_a_foreign_phone_number_id_is_acknowledged_and_ignored(
     phone = new_phone()
     body = wh.payload([wh.text(phone, "hi")], phone_number_id="999999999999")
     answer = service.post(body)
-    assert answer.json() == {"queued": 0, "duplicates": 0, "ignored": 1}
+    assert answer.json() == {"queued": 0, "duplicates": 0, "ignored": 1, "rejected": 0}
     other_object = service.post({"object": "page", "entry": []})
     assert other_object.json()["ignored"] == 1
     _nothing_queued(service)

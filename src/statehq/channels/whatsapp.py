@@ -8,15 +8,23 @@ with the reason, for the log.
 
 What reaches the flow engine (:meth:`WhatsAppMessage.inbound`): text, reply buttons, list
 replies, template quick replies and flow replies (``nfm_reply``). Stickers, images,
-locations, reactions, unsupported and unknown types are ``unsupported`` (the service
-answers them politely); ``system`` messages, ``deleted`` and ``edited`` messages and
-statuses never move a flow and are never answered.
+locations, unsupported and unknown types are ``unsupported`` (the service answers them
+politely); ``system`` messages, ``deleted`` and ``edited`` messages, reactions, other
+interactive replies (``call_permission_reply``: a ``notice``) and statuses never move a
+flow and are never answered.
+
+Every update is validated on its own (:class:`Rejected` lists the malformed ones, with
+why): a message's sender is its own ``from``, never another message's contact; ids must
+be keys the store can hold; timestamps are ASCII digits within range; lone surrogates
+in free text become U+FFFD.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +32,19 @@ from ..errors import InvalidInput
 from ..flows import Buttons, Inbound, Message, Option, Text
 from ..numbers import is_digits
 from ..state import ChannelId
+from ..store.keys import check_message_id, has_surrogate
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
 """Message kinds the flow engine takes."""
+NEWS = {"system": "system", "revoke": "deleted", "edit": "edited", "reaction": "reaction"}
+"""Message types that are news, never a question: recorded, never answered."""
+MAX_TIMESTAMP = 9_000_000_000
+"""The latest timestamp (s) accepted: far beyond any real one, and exact as a score."""
+_TIMESTAMP_DIGITS = len(str(MAX_TIMESTAMP))
+_SENDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_STATUS = re.compile(r"[a-z_]{1,40}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class SignatureError(InvalidInput):
@@ -84,119 +101,224 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A signed update that is malformed: recorded (log, audit, metric) and skipped.
+
+    ``reason`` is a short label for metrics (``bad_id``, ``bad_sender``,
+    ``bad_timestamp``, ``malformed``); ``detail`` says what was wrong. ``sender`` and
+    ``message_id`` are given when they themselves were valid.
+    """
+
+    reason: str
+    detail: str
+    sender: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Batch:
-    """Everything one webhook request carried that is ours to handle, and what was skipped."""
+    """Everything one webhook request carried that is ours to handle, and what was not.
+
+    ``skipped``: updates that are not ours (another field or number), with the reason.
+    ``rejected``: updates that are ours but malformed.
+    """
 
     messages: tuple[WhatsAppMessage, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     skipped: tuple[str, ...] = field(default=())
+    rejected: tuple[Rejected, ...] = field(default=())
+
+
+class _Malformed(Exception):
+    """One update is malformed: why, and what of it was still valid."""
+
+    def __init__(self, reason: str, detail: str, sender: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.sender = sender
 
 
 def parse_webhook(payload: Any, phone_number_id: str | None) -> Batch:
-    """Every message and status of a webhook body meant for ``phone_number_id``."""
-    messages: list[WhatsAppMessage] = []
-    statuses: list[StatusUpdate] = []
-    skipped: list[str] = []
+    """Every message and status of a webhook body meant for ``phone_number_id``.
+
+    Each update is read on its own: a malformed one is listed in ``Batch.rejected`` and
+    never stops the others. Nothing here raises for anything a body can hold.
+    """
+    batch = _Collector()
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         obj = payload.get("object") if isinstance(payload, dict) else type(payload).__name__
-        return Batch(skipped=(f"object {obj!r} is not whatsapp_business_account",))
+        return Batch(skipped=(f"object {_shown(obj)} is not whatsapp_business_account",))
     for entry in _list(payload.get("entry")):
-        for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
-            value = change.get("value") if isinstance(change, dict) else None
-            name = change.get("field") if isinstance(change, dict) else None
+        for change in _list(_dict(entry).get("changes")):
+            value, name = _dict(change).get("value"), _dict(change).get("field")
             if name != "messages" or not isinstance(value, dict):
-                skipped.append(f"field {name!r} is not handled")
+                batch.skipped.append(f"field {_shown(name)} is not handled")
                 continue
-            number = (value.get("metadata") or {}).get("phone_number_id")
+            number = _dict(value.get("metadata")).get("phone_number_id")
             if phone_number_id is not None and number != phone_number_id:
-                skipped.append(f"phone_number_id {number!r} is not ours")
+                batch.skipped.append(f"phone_number_id {_shown(number)} is not ours")
                 continue
             contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
             for raw in _list(value.get("messages")):
-                parsed = _message(raw, contacts)
-                if parsed is None:
-                    skipped.append("a message without an id or a sender")
-                else:
-                    messages.append(parsed)
+                batch.take(batch.messages, _message, raw, contacts)
             for raw in _list(value.get("statuses")):
-                status = _status(raw)
-                if status is None:
-                    skipped.append("a status without an id")
-                else:
-                    statuses.append(status)
-    return Batch(tuple(messages), tuple(statuses), tuple(skipped))
+                batch.take(batch.statuses, _status, raw)
+    return batch.done()
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.messages: list[WhatsAppMessage] = []
+        self.statuses: list[StatusUpdate] = []
+        self.skipped: list[str] = []
+        self.rejected: list[Rejected] = []
+
+    def take(self, into: list[Any], parse: Callable[..., Any], raw: Any, *context: Any) -> None:
+        """Parse one update into ``into``; whatever goes wrong rejects it alone."""
+        try:
+            into.append(parse(raw, *context))
+        except _Malformed as bad:
+            self.rejected.append(Rejected(bad.reason, bad.detail, bad.sender, _id_of(raw)))
+        except Exception as bug:  # the last line: one update never fails the batch
+            detail = f"could not be read ({type(bug).__name__}: {str(bug)[:200]})"
+            self.rejected.append(Rejected("malformed", detail, None, _id_of(raw)))
+
+    def done(self) -> Batch:
+        return Batch(
+            tuple(self.messages), tuple(self.statuses), tuple(self.skipped), tuple(self.rejected)
+        )
 
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _sender(raw: dict[str, Any], contacts: list[dict[str, Any]]) -> tuple[str | None, str | None]:
-    """The member's identity: ``wa_id``, or ``user_id`` when there is no ``wa_id``."""
-    contact = contacts[0] if len(contacts) == 1 else {}
-    name = (contact.get("profile") or {}).get("name")
-    for candidate in (contact.get("wa_id"), raw.get("from"), contact.get("user_id")):
-        if isinstance(candidate, str) and candidate and not candidate.startswith("<"):
-            return candidate, name if isinstance(name, str) else None
-    user = raw.get("from_user_id")
-    return (user if isinstance(user, str) and user else None), None
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
-def _message(raw: Any, contacts: list[dict[str, Any]]) -> WhatsAppMessage | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+def _shown(value: Any) -> str:
+    """A value for a log line: short, and printable whatever it holds."""
+    return clean_text(repr(value)[:80])
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates (which no UTF-8 can carry) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text) if has_surrogate(text) else text
+
+
+def _id_of(raw: Any) -> str | None:
+    """The update's id, when it is one the store could key (for the audit trail)."""
+    found = _dict(raw).get("id")
+    try:
+        return check_message_id(found)
+    except InvalidInput:
         return None
-    sender, name = _sender(raw, contacts)
-    if sender is None:
-        return None
-    kind, text, choice = _content(raw)
+
+
+def _sender_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _SENDER.fullmatch(value):
+        raise _Malformed("bad_sender", f"{what} {_shown(value)} is not a WhatsApp user id")
+    return value
+
+
+def _timestamp(raw: dict[str, Any], sender: str | None) -> int:
     stamp = raw.get("timestamp")
-    when = int(stamp) if isinstance(stamp, str) and is_digits(stamp) else 0
-    return WhatsAppMessage(raw["id"], sender, kind, when, text, choice, name)
+    if isinstance(stamp, str) and is_digits(stamp) and len(stamp) <= _TIMESTAMP_DIGITS:
+        when = int(stamp)
+        if when <= MAX_TIMESTAMP:
+            return when
+    raise _Malformed(
+        "bad_timestamp",
+        f"timestamp {_shown(stamp)} is not a number of seconds up to {MAX_TIMESTAMP}",
+        sender,
+    )
 
 
-def _content(raw: dict[str, Any]) -> tuple[str, str, str | None]:
+def _message_id(raw: dict[str, Any], sender: str | None) -> str:
+    try:
+        return check_message_id(raw.get("id"))
+    except InvalidInput as bad:
+        raise _Malformed("bad_id", clean_text(str(bad)), sender) from None
+
+
+def _message(raw: Any, contacts: list[dict[str, Any]]) -> WhatsAppMessage:
+    """One message; its sender is its own ``from`` (or ``from_user_id``), never a contact's."""
+    raw = _dict(raw)
+    if "from" in raw or "from_user_id" not in raw:
+        sender = _sender_id(raw.get("from"), "from")
+        contact = next((c for c in contacts if c.get("wa_id") == sender), {})
+    else:
+        sender = _sender_id(raw.get("from_user_id"), "from_user_id")
+        contact = next((c for c in contacts if c.get("user_id") == sender), {})
+    message_id = _message_id(raw, sender)
+    when = _timestamp(raw, sender)
+    kind, text, choice = _content(raw, sender)
+    name = _dict(contact.get("profile")).get("name")
+    shown_name = clean_text(name) if isinstance(name, str) and name else None
+    return WhatsAppMessage(message_id, sender, kind, when, text, choice, shown_name)
+
+
+def _content(raw: dict[str, Any], sender: str) -> tuple[str, str, str | None]:
     """``(kind, text, choice)`` of a message."""
     kind = raw.get("type")
-    body = raw.get(kind) if isinstance(kind, str) else None
-    body = body if isinstance(body, dict) else {}
+    body = _dict(raw.get(kind)) if isinstance(kind, str) else {}
     if kind == "text":
-        return "text", str(body.get("body", "")), None
+        return "text", _text(body.get("body"), "text.body", sender), None
     if kind == "button":  # a template's quick reply
-        return "quick_reply", str(body.get("text", "")), _str(body.get("payload"))
+        text = _text(body.get("text", ""), "button.text", sender)
+        return "quick_reply", text, _choice(body.get("payload"))
     if kind == "interactive":
         reply_type = body.get("type")
-        reply = body.get(reply_type) if isinstance(reply_type, str) else None
-        reply = reply if isinstance(reply, dict) else {}
+        reply = _dict(body.get(reply_type)) if isinstance(reply_type, str) else {}
         if reply_type == "button_reply":
-            return "button", str(reply.get("title", "")), _str(reply.get("id"))
+            text = _text(reply.get("title", ""), "button_reply.title", sender)
+            return "button", text, _choice(reply.get("id"))
         if reply_type == "list_reply":
-            return "list", str(reply.get("title", "")), _str(reply.get("id"))
+            text = _text(reply.get("title", ""), "list_reply.title", sender)
+            return "list", text, _choice(reply.get("id"))
         if reply_type == "nfm_reply":
-            return "flow", str(reply.get("response_json", "")), None
-    if kind in ("system", "revoke", "edit"):
-        # A number change, a deleted or an edited message: news, never a question.
-        return {"revoke": "deleted", "edit": "edited"}.get(kind, kind), "", None
+            text = _text(reply.get("response_json", ""), "nfm_reply.response_json", sender)
+            return "flow", text, None
+        # call_permission_reply and the like: the member answered WhatsApp, not us.
+        return "notice", "", None
+    if kind in NEWS:
+        return NEWS[kind], "", None
     return "unsupported", "", None
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _text(value: Any, what: str, sender: str) -> str:
+    if not isinstance(value, str):
+        raise _Malformed("malformed", f"{what} is {type(value).__name__}, not text", sender)
+    return clean_text(value)
 
 
-def _status(raw: Any) -> StatusUpdate | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-        return None
+def _choice(value: Any) -> str | None:
+    return clean_text(value) if _is_str(value) else None
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _status(raw: Any) -> StatusUpdate:
+    raw = _dict(raw)
+    recipient = _sender_id(raw.get("recipient_id"), "recipient_id")
+    message_id = _message_id(raw, recipient)
+    status = raw.get("status")
+    if not isinstance(status, str) or not _STATUS.fullmatch(status):
+        raise _Malformed("malformed", f"status {_shown(status)} is not a status name", recipient)
     errors = [e for e in _list(raw.get("errors")) if isinstance(e, dict)]
     code = errors[0].get("code") if errors else None
     title = errors[0].get("title") if errors else None
-    stamp = raw.get("timestamp")
     return StatusUpdate(
-        raw["id"],
-        str(raw.get("recipient_id", "")),
-        str(raw.get("status", "")),
-        int(stamp) if isinstance(stamp, str) and is_digits(stamp) else 0,
-        code if isinstance(code, int) else None,
-        title if isinstance(title, str) else None,
+        message_id,
+        recipient,
+        status,
+        _timestamp(raw, recipient),
+        code if type(code) is int and abs(code) < 2**53 else None,
+        clean_text(title)[:300] if isinstance(title, str) else None,
     )
 
 

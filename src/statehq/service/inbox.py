@@ -2,15 +2,16 @@
 
 The webhook answers 200 only after :meth:`Inbox.push` returned. Then workers pick a
 sender with work (:meth:`Inbox.claim`), take that sender's lease, and drain its inbox
-oldest first (:meth:`Inbox.next`, :meth:`Inbox.ack`). Keys, all in the sender's hash
-slot except the shared ready set::
+oldest first (:meth:`Inbox.next`, :meth:`Inbox.ack`), and :meth:`Inbox.finish` the sender.
+An update whose handling keeps failing is set aside as a dead letter
+(:meth:`Inbox.bury`; see :mod:`statehq.service.dead`). The keys are listed in
+:mod:`statehq.store.keys`: all in the sender's hash slot except the shared ready set.
 
-    <prefix>:{<sender>}:inbox          sorted set  update ids by timestamp, then arrival
-    <prefix>:{<sender>}:inbox:body     hash        id -> encoded update
-    <prefix>:{<sender>}:inbox:tries    hash        id -> times a worker took it
-    <prefix>:{<sender>}:inbox:seq      string      arrival counter
-    <prefix>:{<sender>}:rcvd:<id>      string      "received" mark (dedup TTL)
-    <prefix>:inbox-ready               sorted set  senders with work -> when due (ms)
+No sequence of partial failures leaves queued work unreachable: a sender leaves the
+ready set only through ``ready_done``, after its inbox was seen empty and only if
+nobody marked it since; the webhook marks after queueing (a failed mark answers 503,
+so Meta redelivers and marks again); and :meth:`Inbox.reconcile` re-marks any inbox
+that holds work without a mark.
 
 Every method returns an operation generator: run it with ``store.execute(...)`` on a
 :class:`~statehq.store.StateStore` or ``await astore.execute(...)`` on an
@@ -28,11 +29,13 @@ from ..config import Settings
 from ..errors import InvalidInput
 from ..flows import Inbound
 from ..state import ChannelId
-from ..store.keys import KeySpace, check_message_id
+from ..store.keys import KeySpace, MemberKeys, check_message_id
 from ..store.requests import Command, Operation, Script
 
 UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
 """Update kinds the flow engine takes; ``unsupported`` gets a polite reply, the rest none."""
+MAX_TIMESTAMP = 9_000_000_000
+"""The latest timestamp (s) an update may carry: its inbox score must stay exact (< 2^53)."""
 
 
 @dataclass(frozen=True)
@@ -50,17 +53,27 @@ class Update:
     error_title: str | None = None
     about: str | None = None  # a status's message id
 
+    def __post_init__(self) -> None:
+        if type(self.timestamp) is not int or not 0 <= self.timestamp <= MAX_TIMESTAMP:
+            raise InvalidInput(
+                f"update {self.id[:80]!r}: timestamp {str(self.timestamp)[:20]!r} is not a "
+                f"number of seconds between 0 and {MAX_TIMESTAMP}"
+            )
+
     def encode(self) -> str:
-        """The update as stored in the inbox."""
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        """The update as stored in the inbox (ASCII: any text, even unpaired surrogates)."""
+        return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Update:
-        """An update read back from the inbox."""
-        fields = json.loads(raw)
-        if not isinstance(fields, dict):
-            raise InvalidInput("an inbox entry is not an object")
-        return cls(**fields)
+        """An update read back from the inbox; :class:`InvalidInput` when it is not one."""
+        try:
+            fields = json.loads(raw)
+            if not isinstance(fields, dict):
+                raise InvalidInput("an inbox entry is not an object")
+            return cls(**fields)
+        except (ValueError, TypeError, InvalidInput) as bad:
+            raise InvalidInput(f"an inbox entry is not an update: {bad}") from bad
 
     def inbound(self) -> Inbound | None:
         """The message for the flow engine, or None when it must not move a flow."""
@@ -71,11 +84,25 @@ class Update:
 
 @dataclass(frozen=True)
 class Taken:
-    """An update a worker took from a sender's inbox, and how many times it was taken."""
+    """An update a worker took from a sender's inbox, and how many times it was taken.
+
+    ``update`` is None when its body was lost (acknowledge and move on) or could not be
+    read back; ``problem`` then says why, and the raw body is kept in ``raw``.
+    """
 
     id: str
-    update: Update | None  # None when its body was lost: acknowledge and move on
+    update: Update | None
     attempts: int
+    raw: str = ""
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sender a worker picked, and the hidden-until score its claim set (ms)."""
+
+    sender: str
+    hidden_until: str
 
 
 class Inbox:
@@ -84,14 +111,14 @@ class Inbox:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = KeySpace(settings.key_prefix)
-        self.ready = f"{settings.key_prefix}:inbox-ready"
+        self.ready = self.keys.inbox_ready()
 
-    def _base(self, sender: str) -> str:
-        return self.keys.member(sender).base
+    def _member(self, sender: str) -> MemberKeys:
+        return self.keys.member(sender)
 
     def _queue_keys(self, sender: str) -> list[str]:
-        base = self._base(sender)
-        return [f"{base}:inbox", f"{base}:inbox:body", f"{base}:inbox:tries"]
+        k = self._member(sender)
+        return [k.inbox, k.inbox_body, k.inbox_tries, k.inbox_errors]
 
     def push(self, updates: Iterable[Update]) -> Operation:
         """Queue updates (each id once, ever, within the dedup TTL); returns the new ones.
@@ -106,9 +133,9 @@ class Inbox:
             by_sender.setdefault(update.channel, []).append(update)
         queued: list[Update] = []
         for sender, items in by_sender.items():
-            base = self._base(sender)
-            keys = [f"{base}:inbox", f"{base}:inbox:body", f"{base}:inbox:seq"]
-            keys.extend(f"{base}:rcvd:{item.id}" for item in items)
+            k = self._member(sender)
+            keys = [k.inbox, k.inbox_body, k.inbox_seq]
+            keys.extend(k.received(item.id) for item in items)
             args: list[bytes | str | int] = [max(1, round(self.settings.dedup_ttl * 1000))]
             for item in items:
                 args.extend((item.timestamp, item.id, item.encode()))
@@ -119,9 +146,11 @@ class Inbox:
         return queued
 
     def claim(self, visibility: float) -> Operation:
-        """A sender whose inbox has work, hidden from other workers for ``visibility`` s."""
-        sender = yield Script("ready_claim", [self.ready], [max(1, round(visibility * 1000))])
-        return sender.decode() if isinstance(sender, bytes) else None
+        """A :class:`Claim` on a sender with work, hidden from others for ``visibility`` s."""
+        reply = yield Script("ready_claim", [self.ready], [max(1, round(visibility * 1000))])
+        if not reply:
+            return None
+        return Claim(reply[0].decode(), reply[1].decode())
 
     def defer(self, sender: str, delay: float) -> Operation:
         """Let ``sender`` be picked again in ``delay`` seconds (its lease was busy)."""
@@ -135,21 +164,84 @@ class Inbox:
         reply = yield Script("inbox_next", self._queue_keys(sender), [done] if done else [])
         if not reply:
             return None
-        body = reply[1]
-        update = Update.decode(body) if body else None
-        return Taken(reply[0].decode(), update, int(reply[2]))
+        taken_id, body, attempts = reply[0].decode(), reply[1], int(reply[2])
+        if not body:
+            return Taken(taken_id, None, attempts)
+        raw = body.decode(errors="replace")
+        try:
+            return Taken(taken_id, Update.decode(body), attempts, raw)
+        except InvalidInput as unreadable:
+            return Taken(taken_id, None, attempts, raw, str(unreadable))
 
     def ack(self, sender: str, update_id: str) -> Operation:
         """Forget a processed update; returns how many the sender still has queued."""
         left = yield Script("inbox_ack", self._queue_keys(sender), [update_id])
         return int(left)
 
-    def finish(self, sender: str) -> Operation:
-        """A worker is done with ``sender``: off the ready set, unless more arrived."""
-        yield Command(("ZREM", self.ready, sender))
-        left = yield Command(("ZCARD", self._queue_keys(sender)[0]))
+    def untake(self, sender: str, update_id: str) -> Operation:
+        """Take back the attempt counted for an update the store failed under (not its fault)."""
+        yield Script("inbox_untake", [self._member(sender).inbox_tries], [update_id])
+
+    def failed(self, sender: str, update_id: str, error: str) -> Operation:
+        """Remember the error handling an update raised (shown if it becomes a dead letter)."""
+        yield Command(("HSET", self._member(sender).inbox_errors, update_id, error[:2000]))
+
+    def last_error(self, sender: str, update_id: str) -> Operation:
+        """The error recorded by :meth:`failed` for a queued update, if any."""
+        raw = yield Command(("HGET", self._member(sender).inbox_errors, update_id))
+        return raw.decode(errors="replace") if raw else None
+
+    def bury(self, sender: str, update_id: str, why: dict[str, Any]) -> Operation:
+        """Move a queued update to the sender's dead letters with ``why`` (JSON-ready)."""
+        k = self._member(sender)
+        keys = [*self._queue_keys(sender), k.dead, k.dead_why]
+        encoded = json.dumps(why, ensure_ascii=False, default=str)
+        moved = yield Script("inbox_dead", keys, [update_id, encoded])
+        return bool(moved)
+
+    def finish(self, claim: Claim, delay: float = 0.0) -> Operation:
+        """A worker is done with a sender: off the ready set, unless work remains.
+
+        Work left (or newly arrived) keeps the sender ready, due in ``delay`` seconds (a
+        retry backoff). The inbox is read first and the sender removed only if nobody
+        marked it since the claim (``ready_done``), so a failure between the two calls,
+        or an update queued between them, leaves the sender ready.
+        """
+        left = yield Command(("ZCARD", self._member(claim.sender).inbox))
         if left:
-            yield Script("ready_mark", [self.ready], ["0", sender])
+            millis = str(max(1, round(delay * 1000))) if delay > 0 else "0"
+            yield Script("ready_mark", [self.ready], [millis, claim.sender])
+        else:
+            yield Script("ready_done", [self.ready], [claim.sender, claim.hidden_until])
+
+    def reconcile(self, batch: int = 500) -> Operation:
+        """Mark every sender whose inbox holds work but who is not in the ready set.
+
+        Returns the senders marked. SCAN, never KEYS; cheap enough to run every few
+        seconds, and the safety net under every partial failure named above.
+        """
+        marked: list[str] = []
+        cursor = "0"
+        while True:
+            cursor_raw, found = yield Command(
+                ("SCAN", cursor, "MATCH", self.keys.inbox_pattern(), "COUNT", str(batch))
+            )
+            cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
+            for raw_key in found:
+                key = raw_key.decode(errors="replace")
+                try:
+                    sender = self.keys.member_of(key)
+                    if key != self._member(sender).inbox:
+                        continue  # another key the pattern happened to match
+                except (ValueError, InvalidInput):
+                    continue  # not a key statehq wrote
+                if (yield Command(("ZSCORE", self.ready, sender))) is not None:
+                    continue
+                if (yield Command(("ZCARD", key))):
+                    yield Script("ready_mark", [self.ready], ["0", sender])
+                    marked.append(sender)
+            if cursor == "0":
+                return marked
 
     def applied(self, session_key: str, message_id: str) -> Operation:
         """True when the state change of ``message_id`` was committed to ``session_key``."""
@@ -158,7 +250,7 @@ class Inbox:
 
     def first_reply(self, sender: str, window: float) -> Operation:
         """True for the first unsupported message of a burst (none in the last ``window`` s)."""
-        key = f"{self._base(sender)}:polite"
+        key = self._member(sender).polite
         fresh = yield Command(("SET", key, "1", "NX", "PX", str(max(1, round(window * 1000)))))
         return bool(fresh)
 
@@ -187,7 +279,7 @@ class Inbox:
         names = senders[0::2]
         queued = 0
         for name in names:
-            queued += int((yield Command(("ZCARD", self._queue_keys(name.decode())[0]))))
+            queued += int((yield Command(("ZCARD", self._member(name.decode()).inbox))))
         total = yield Command(("ZCARD", self.ready))
         oldest = float(senders[1]) if senders else None
         return int(total), queued, oldest

@@ -63,7 +63,11 @@ def open_worker(
     )
     delivery = WhatsAppDelivery(sender, mark_read=settings.mark_read)
     stack.callback(delivery.close)
-    pacing = WorkerSettings(lease_ttl=settings.lease_ttl, max_message_age=settings.max_message_age)
+    pacing = WorkerSettings(
+        lease_ttl=settings.lease_ttl,
+        max_message_age=settings.max_message_age,
+        max_attempts=settings.max_attempts,
+    )
     return Worker(store, build_engine(store, backend), delivery, pacing, stop, name=name)
 
 

@@ -1,10 +1,16 @@
 """``/webhooks/whatsapp``: Meta's verify handshake, and every update queued before the 200.
 
-A POST is refused (nothing written) when it is too big (413), unsigned (401), signed
-with another secret (403) or not JSON (400). Otherwise every message and status of every
-entry and change is queued in its sender's inbox (:mod:`statehq.service.inbox`) and only
-then does Meta get its 200. A store that cannot take them gets a 503, so Meta redelivers;
-updates already queued by a failed request are recognised by their ids then.
+A POST is refused (nothing written) only when it is not Meta's: too big (413), unsigned
+(401), signed with another secret (403) or not JSON at all (400). Otherwise every message
+and status of every entry and change is queued in its sender's inbox
+(:mod:`statehq.service.inbox`) and only then does Meta get its 200. A store that cannot
+take them gets a 503 (the only 5xx), so Meta redelivers; updates already queued by a
+failed request are recognised by their ids then.
+
+Each update is validated on its own. A malformed one (a wrong type, an id the store
+cannot key, a timestamp out of range) is rejected alone: logged, counted and audited,
+while the rest of the batch is queued and the request answered 200, since the signature
+proved it came from Meta and redelivering a poison update forever helps nobody.
 Updates that are not ours (another object, field or phone number) are logged and
 acknowledged.
 """
@@ -22,23 +28,26 @@ from .. import metrics
 from ..channels.whatsapp import (
     SIGNATURE_HEADER,
     Batch,
+    Rejected,
     SignatureError,
+    clean_text,
     parse_webhook,
     verify_signature,
 )
 from ..config import Settings
-from ..errors import InvalidInput, StateError
+from ..errors import StateError
 from ..numbers import is_digits
 from ..redact import get_logger, redact_text
-from ..state import ChannelId
 from ..store import AsyncStateStore
-from ..store.keys import check_message_id
+from ..store.audit import AuditEvent
 from .inbox import Inbox, Update
 
 log = get_logger(__name__)
 
 PATH = "/webhooks/whatsapp"
 MAX_BODY_BYTES = 3 * 1024 * 1024
+TRAIL = "webhook:whatsapp"
+"""The audit trail of rejected updates that name no valid sender."""
 
 
 def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
@@ -72,15 +81,23 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
             return _error(unsigned.status, str(unsigned))
         try:
             payload = json.loads(body)
-        except ValueError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _error(400, f"the body is not valid JSON: {exc}")
-        batch = parse_webhook(payload, settings.whatsapp_phone_number_id)
-        updates, refused = _updates(batch)
-        skipped = [*batch.skipped, *refused]
+        except (ValueError, RecursionError) as exc:
+            # JSON, signed by Meta, that Python will not hold (nested thousands deep, an
+            # integer of thousands of digits): nothing in it can be queued, and
+            # redelivering it forever would help nobody. Recorded and acknowledged.
+            payload = None
+            unreadable = Rejected("unreadable", f"the body cannot be read: {type(exc).__name__}")
+        batch = parse_webhook(payload, settings.whatsapp_phone_number_id) if payload else None
+        rejected = list(batch.rejected) if batch is not None else [unreadable]
+        updates = _updates(batch) if batch is not None else []
+        skipped = list(batch.skipped) if batch is not None else []
         for reason in skipped:
             log.info("webhook update acknowledged, not processed: %s", redact_text(reason))
         try:
             queued = await store.execute(inbox.push(updates)) if updates else []
+            await _record(store, rejected)
         except StateError as error:
             log.error("webhook could not queue %d updates: %s", len(updates), error)
             return _error(503, "the store is unavailable; the updates were not queued")
@@ -89,7 +106,12 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
         duplicates = len(updates) - len(queued)
         if duplicates:
             metrics.DEDUP_HITS.labels("received").inc(duplicates)
-        answer = {"queued": len(queued), "duplicates": duplicates, "ignored": len(skipped)}
+        answer = {
+            "queued": len(queued),
+            "duplicates": duplicates,
+            "ignored": len(skipped),
+            "rejected": len(rejected),
+        }
         return JSONResponse(answer)
 
     return [Route(PATH, verify, methods=["GET"]), Route(PATH, receive, methods=["POST"])]
@@ -109,30 +131,17 @@ async def _read_limited(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _updates(batch: Batch) -> tuple[list[Update], list[str]]:
-    """The batch's messages and statuses as inbox updates, and what could not be queued."""
-    updates: list[Update] = []
-    refused: list[str] = []
-    for m in batch.messages:
-        try:
-            channel = ChannelId("whatsapp", m.sender).key
-            check_message_id(m.message_id)
-        except InvalidInput as bad:
-            refused.append(f"message {m.message_id[:80]!r}: {bad}")
-            continue
-        updates.append(Update(m.message_id, channel, m.kind, m.timestamp, m.text, m.choice))
+def _updates(batch: Batch) -> list[Update]:
+    """The batch's messages and statuses as inbox updates (the parser validated them)."""
+    updates = [
+        Update(m.message_id, f"whatsapp:{m.sender}", m.kind, m.timestamp, m.text, m.choice)
+        for m in batch.messages
+    ]
     for s in batch.statuses:
-        update_id = f"status:{s.message_id}:{s.status}"
-        try:
-            channel = ChannelId("whatsapp", s.recipient).key
-            check_message_id(update_id)
-        except InvalidInput as bad:
-            refused.append(f"status of {s.message_id[:80]!r}: {bad}")
-            continue
         updates.append(
             Update(
-                update_id,
-                channel,
+                f"status:{s.message_id}:{s.status}",
+                f"whatsapp:{s.recipient}",
                 "status",
                 s.timestamp,
                 status=s.status,
@@ -141,7 +150,22 @@ def _updates(batch: Batch) -> tuple[list[Update], list[str]]:
                 about=s.message_id,
             )
         )
-    return updates, refused
+    return updates
+
+
+async def _record(store: AsyncStateStore, rejected: list[Rejected]) -> None:
+    """Log, count and audit each malformed update: in its sender's trail when the sender
+    was valid, else in the webhook's own trail (``statehq audit webhook:whatsapp``)."""
+    for bad in rejected:
+        metrics.UPDATES_REJECTED.labels(bad.reason).inc()
+        log.warning(
+            "webhook update rejected (%s): %s", bad.reason, redact_text(clean_text(bad.detail))
+        )
+        channel = f"whatsapp:{bad.sender}" if bad.sender else ""
+        session_key = (await store.route(channel) or channel) if channel else TRAIL
+        detail = {"message_id": bad.message_id, "reason": bad.reason}
+        event = AuditEvent("message.rejected", channel, clean_text(bad.detail)[:300], detail)
+        await store.audit_append(session_key, event)
 
 
 def _error(status: int, message: str) -> JSONResponse:

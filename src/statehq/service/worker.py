@@ -16,22 +16,32 @@ Different senders are processed concurrently by other workers, threads or proces
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .. import metrics
-from ..errors import LeaseBusy, LeaseLost, StateError
+from ..errors import (
+    LeaseBusy,
+    LeaseError,
+    LeaseLost,
+    StateError,
+    StoreRefused,
+    StoreUnavailable,
+)
 from ..flows import Headquarters, Inbound, Message, Text
 from ..redact import get_logger, redact_text
 from ..state import ChannelId
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.operations import Outbox
-from .inbox import Inbox, Taken, Update, entry
+from .inbox import Claim, Inbox, Taken, Update, entry
 
 log = get_logger(__name__)
 
@@ -39,7 +49,6 @@ UNSUPPORTED = (
     "I can only read text and menu choices. Please type your answer, or tap one of the "
     "options I sent."
 )
-MAX_ATTEMPTS = 10  # an update that failed this often is set aside (audited), not retried
 
 
 class Outcome(Protocol):
@@ -80,16 +89,43 @@ class Delivery(Protocol):
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """How a worker paces itself."""
+    """How a worker paces itself, and how often an update may fail before it is set aside."""
 
     lease_ttl: float = 30.0
     max_message_age: float = 86400.0
     unsupported_window: float = 60.0
     idle_sleep: float = 0.05
+    max_attempts: int = 5
+    retry_base: float = 0.5  # the first retry's delay (s); it doubles with each attempt
+    retry_cap: float = 30.0
+    store_retry: float = 1.0  # a sender whose drain the store broke is due again after this
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before a failed update's next attempt (jittered, capped)."""
+        delay = min(self.retry_base * 2.0 ** min(attempts - 1, 20), self.retry_cap)
+        return delay * random.uniform(0.8, 1.2)
+
+
+def _not_the_message(error: Exception) -> bool:
+    """True for failures of the store or of the lease, which never count against an update.
+
+    A store that answered with an error (:class:`StoreRefused`: a script failed on what
+    the update carried) is the update's failure like any other.
+    """
+    if isinstance(error, StoreRefused):
+        return False
+    return isinstance(error, StoreUnavailable | LeaseLost)
 
 
 class Worker:
-    """One inbox worker: run :meth:`run` in a thread, stop it with ``stop``."""
+    """One inbox worker: run :meth:`run` in a thread, stop it with ``stop``.
+
+    No update can stop a worker: whatever handling one raises is counted, logged once
+    with its context, and retried with backoff; after ``max_attempts`` the update is
+    set aside as a dead letter (:mod:`statehq.service.dead`) and the sender's next
+    update goes on. Store trouble is not an update's fault: the worker pauses and
+    carries on when the store is back, finishing first what the outage interrupted.
+    """
 
     def __init__(
         self,
@@ -110,15 +146,23 @@ class Worker:
         self.name = name
         self.clock = clock
         self.inbox = Inbox(store.settings)
+        # Senders whose lease release and finish the store refused: retried first.
+        self._unfinished: list[tuple[Claim, Lease, float]] = []
+        # Replies delivered whose removal from the outbox failed: popped, never resent.
+        self._delivered: set[str] = set()
 
     def run(self) -> None:
-        """Work until ``stop`` is set; a store outage pauses the worker, it never ends it."""
+        """Work until ``stop`` is set; neither a store outage nor a bug ends the worker."""
         pause = self.settings.idle_sleep
         while not self.stop.is_set():
             try:
                 worked = self.step()
-            except StateError as error:
-                log.warning("%s: %s; retrying shortly", self.name, redact_text(str(error)))
+            except Exception as error:
+                metrics.WORKER_ERRORS.labels(type(error).__name__).inc()
+                if isinstance(error, StateError):
+                    log.warning("%s: %s; retrying shortly", self.name, redact_text(str(error)))
+                else:
+                    log.error("%s: unexpected error; retrying shortly", self.name, exc_info=error)
                 worked = False
                 pause = min(max(pause * 2, 0.1), 2.0)
             else:
@@ -128,28 +172,40 @@ class Worker:
 
     def step(self) -> bool:
         """Claim one sender with work and drain its inbox; False when nobody had work."""
+        self._finish_interrupted()
         s = self.settings
-        sender = self.store.execute(self.inbox.claim(s.lease_ttl))
-        if sender is None:
+        claim = self.store.execute(self.inbox.claim(s.lease_ttl))
+        if claim is None:
             return False
         try:
-            lease = self.store.lease(sender, ttl=s.lease_ttl, holder=self.name)
+            lease = self.store.lease(claim.sender, ttl=s.lease_ttl, holder=self.name)
         except LeaseBusy as busy:
             metrics.LEASE_WAITS.inc()
-            self.store.execute(self.inbox.defer(sender, min(max(busy.retry_after, 0.01), 0.2)))
+            delay = min(max(busy.retry_after, 0.01), 0.2)
+            self.store.execute(self.inbox.defer(claim.sender, delay))
             return True
         try:
-            self._drain(sender, lease)
-        finally:
-            try:
-                self.store.release_lease(lease)
-            finally:
-                self.store.execute(self.inbox.finish(sender))
+            delay = self._drain(claim.sender, lease)
+        except BaseException:
+            self._unfinished.append((claim, lease, s.store_retry))
+            raise
+        self._unfinished.append((claim, lease, delay))
+        self._finish_interrupted()
         return True
+
+    def _finish_interrupted(self) -> None:
+        """Release the leases and finish the senders left (raises while the store fails)."""
+        while self._unfinished:
+            claim, lease, delay = self._unfinished[0]
+            with contextlib.suppress(LeaseError):
+                self.store.release_lease(lease)
+            self.store.execute(self.inbox.finish(claim, delay))
+            self._unfinished.pop(0)
 
     # -- one sender --------------------------------------------------------------------
 
-    def _drain(self, sender: str, lease: Lease) -> None:
+    def _drain(self, sender: str, lease: Lease) -> float:
+        """Process the sender's updates in order; the delay before it is due again."""
         self._send_pending(sender, sender)
         session_key = self._session_key(sender)
         if session_key != sender:
@@ -160,8 +216,18 @@ class Worker:
             taken = self.store.execute(self.inbox.next(sender, done=done))
             done = None
             if taken is None:
-                return
-            session_key, entries = self._handle(sender, taken, lease)
+                return 0.0
+            try:
+                session_key, entries = self._handle(sender, taken, lease)
+            except Exception as error:
+                if _not_the_message(error):
+                    with contextlib.suppress(StateError):
+                        self.store.execute(self.inbox.untake(sender, taken.id))
+                    raise
+                retry_in = self._failed(sender, taken, error)
+                if retry_in is not None:
+                    return retry_in  # the sender's later updates wait behind this one
+                continue  # set aside: go on with the next
             self._send_pending(session_key, sender, entries)
             done = taken.id
             # Renew once a third of the lease is gone, not after every update: the store
@@ -171,10 +237,11 @@ class Worker:
                     self.store.renew_lease(lease)
                 except LeaseLost:
                     log.warning("%s lost the lease on %s; another goes on", self.name, sender)
-                    return
+                    return 0.0
                 renewed = time.monotonic()
         if done is not None:
             self.store.execute(self.inbox.ack(sender, done))
+        return 0.0
 
     def _handle(self, sender: str, taken: Taken, lease: Lease) -> tuple[str, list[str] | None]:
         """Process one update.
@@ -190,18 +257,24 @@ class Worker:
         if update is not None and inbound is not None and fresh and taken.attempts == 1:
             return self._run(sender, update, inbound, lease)  # the hot path: no route lookup
         session_key = self._session_key(sender)
+        if taken.problem is not None:
+            self._bury(sender, taken, taken.problem)
+            return session_key, []
         if update is None:
             return session_key, None
         if taken.attempts > 1 and self.store.execute(self.inbox.applied(session_key, update.id)):
             metrics.DEDUP_HITS.labels("applied").inc()
             return session_key, None
-        if taken.attempts > MAX_ATTEMPTS:
-            self._record(session_key, sender, "message.failed", update, f"{taken.attempts} tries")
-            return session_key, None
+        if taken.attempts > self.settings.max_attempts:
+            # Taken this often without a recorded outcome: it stops the worker (a crash,
+            # a kill) before its failure could be written. Set it aside.
+            last = self.store.execute(self.inbox.last_error(sender, taken.id))
+            self._bury(sender, taken, last or "the worker stopped while handling it")
+            return session_key, []
         if update.kind == "status":
             self._record(session_key, sender, "message.status", update)
             return session_key, None
-        if self.clock() - update.timestamp > self.settings.max_message_age:
+        if not fresh:
             metrics.OLD_MESSAGES.inc()
             self._record(session_key, sender, "message.old", update, "too old to answer")
             return session_key, None
@@ -209,6 +282,44 @@ class Worker:
             self._not_understood(session_key, sender, update)
             return session_key, None
         return self._run(sender, update, inbound, lease)
+
+    def _failed(self, sender: str, taken: Taken, error: Exception) -> float | None:
+        """Count and log a failed attempt; the retry delay, or None once set aside."""
+        s = self.settings
+        metrics.MESSAGE_FAILURES.labels(type(error).__name__).inc()
+        text = redact_text(f"{type(error).__name__}: {error}")[:500]
+        log.error(
+            "%s: update %s from %s failed (attempt %d of %d): %s",
+            self.name,
+            taken.id[:80],
+            sender,
+            taken.attempts,
+            s.max_attempts,
+            text,
+            exc_info=error,
+        )
+        if taken.attempts >= s.max_attempts:
+            self._bury(sender, taken, text)
+            return None
+        self.store.execute(self.inbox.failed(sender, taken.id, text))
+        return s.backoff(taken.attempts)
+
+    def _bury(self, sender: str, taken: Taken, error: str) -> None:
+        """Set an update aside as a dead letter, audited and counted."""
+        why = {
+            "error": error,
+            "attempts": taken.attempts,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "worker": self.name,
+        }
+        if not self.store.execute(self.inbox.bury(sender, taken.id, why)):
+            return  # another worker finished with it meanwhile
+        metrics.DEAD_LETTERS.inc()
+        log.error("%s: update %s from %s set aside as a dead letter", self.name, taken.id, sender)
+        kind = taken.update.kind if taken.update is not None else "unreadable"
+        detail = {"message_id": taken.id, "kind": kind, "attempts": taken.attempts}
+        event = AuditEvent("message.dead", sender, error[:300], detail)
+        self.store.audit_append(self._session_key(sender), event)
 
     def _run(
         self, sender: str, update: Update, inbound: Inbound, lease: Lease
@@ -229,7 +340,7 @@ class Worker:
     def _not_understood(self, session_key: str, sender: str, update: Update) -> None:
         self._record(session_key, sender, "message.ignored", update, update.kind)
         if update.kind != "unsupported":
-            return  # system notices, deletions and edits are news, never questions
+            return  # notices, deletions, edits and reactions are news, never questions
         if self.store.execute(self.inbox.first_reply(sender, self.settings.unsupported_window)):
             entries = self.delivery.render(update, [Text(UNSUPPORTED)])
             self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
@@ -240,23 +351,42 @@ class Worker:
         """Send the outbox's replies in order; each leaves the outbox once sent or given up.
 
         ``entries``: the replies the turn just committed, when known (the outbox is then
-        not read back).
+        not read back). A reply delivered whose removal the store refused is remembered,
+        and only removed when the store is back: a store outage never sends one twice.
         """
         if entries is None:
             entries = self.store.execute(self.inbox.outbox(session_key, sender))
         for raw in entries:
-            queued = json.loads(raw)
-            outcome = self.delivery.deliver(queued["body"])
-            if not outcome.ok:
-                detail = {
-                    "reply": queued["id"],
-                    "code": outcome.failure_label,
-                    "error": redact_text(outcome.detail)[:300],
-                    "attempts": outcome.attempts,
-                }
-                event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
-                self.store.audit_append(session_key, event)
+            if raw not in self._delivered:
+                self._deliver(session_key, sender, raw)
+                self._delivered.add(raw)
             self.store.execute(self.inbox.sent(session_key, sender, raw))
+            self._delivered.discard(raw)
+
+    def _deliver(self, session_key: str, sender: str, raw: str) -> None:
+        """Send one outbox entry; a failure is audited (the entry is not retried)."""
+        try:
+            queued = json.loads(raw)
+            reply_id, body = str(queued["id"]), queued["body"]
+            outcome: Outcome = self.delivery.deliver(body)
+        except Exception as error:  # an entry that cannot be read or sent must not block
+            log.error("%s: a reply to %s could not be sent", self.name, sender, exc_info=error)
+            detail: dict[str, Any] = {
+                "code": "internal",
+                "error": redact_text(f"{type(error).__name__}: {error}")[:300],
+            }
+            event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
+            self.store.audit_append(session_key, event)
+            return
+        if not outcome.ok:
+            detail = {
+                "reply": reply_id,
+                "code": outcome.failure_label,
+                "error": redact_text(outcome.detail)[:300],
+                "attempts": outcome.attempts,
+            }
+            event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
+            self.store.audit_append(session_key, event)
 
     def _record(
         self, session_key: str, sender: str, event: str, update: Update, reason: str = ""

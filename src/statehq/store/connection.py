@@ -13,7 +13,7 @@ from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from ..errors import CorruptState, StateError, StoreFull, StoreUnavailable
+from ..errors import CorruptState, StateError, StoreFull, StoreRefused, StoreUnavailable
 
 SCRIPT_NAMES = (
     "get",
@@ -28,9 +28,14 @@ SCRIPT_NAMES = (
     "inbox_push",
     "inbox_next",
     "inbox_ack",
+    "inbox_untake",
+    "inbox_dead",
     "ready_claim",
     "ready_mark",
+    "ready_done",
     "outbox_pop",
+    "dead_replay",
+    "dead_drop",
 )
 
 
@@ -71,7 +76,9 @@ def translate(exc: RedisError, where: str, member_id: str = "?") -> StateError:
         )
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return StoreUnavailable(f"{where}: cannot reach the Redis/Valkey server ({text})")
-    return StoreUnavailable(f"{where}: the server refused the command ({text})")
+    if isinstance(exc, ResponseError):
+        return StoreRefused(f"{where}: the server refused the command ({text})")
+    return StoreUnavailable(f"{where}: the server failed the command ({text})")
 
 
 def member_in(keys: list[str] | tuple[str, ...]) -> str:

@@ -12,7 +12,17 @@ single Cluster slot and runs on Redis Cluster unchanged::
     <prefix>:{<member>}:route     string  session key this one moved to    (no TTL: identity)
     <prefix>:{<member>}:outbox:<channel>  list  replies queued for sending (dedup TTL)
     <prefix>:{<member>}:audit     stream  audit trail                      (audit retention)
+    <prefix>:{<sender>}:inbox           sorted set  queued update ids by timestamp, then arrival
+    <prefix>:{<sender>}:inbox:body      hash    id -> encoded update
+    <prefix>:{<sender>}:inbox:tries     hash    id -> times a worker took it
+    <prefix>:{<sender>}:inbox:errors    hash    id -> the last error handling it raised
+    <prefix>:{<sender>}:inbox:seq       string  arrival counter
+    <prefix>:{<sender>}:rcvd:<id>       string  "received" mark of an update   (dedup TTL)
+    <prefix>:{<sender>}:polite          string  an unsupported-type reply was sent (window)
+    <prefix>:{<sender>}:dead            hash    id -> a dead letter's encoded update
+    <prefix>:{<sender>}:dead:why        hash    id -> why it was set aside (error, attempts)
     <prefix>:audit-tail           stream  every session's audit summaries  (length-capped)
+    <prefix>:inbox-ready          sorted set  senders with work -> when due (ms)
 
 "Member" here is a session key: a channel identity (``whatsapp:263771234567``) until the
 backend names the member, then ``member:<id>``; see :mod:`statehq.state.identity`.
@@ -30,10 +40,16 @@ MAX_MESSAGE_ID_LENGTH = 256
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
+
+
+def has_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate (JSON's ``"\\ud800"``): no UTF-8 encodes it."""
+    return _SURROGATE.search(text) is not None
 
 
 def check_member_id(member_id: object) -> str:
@@ -50,6 +66,8 @@ def check_member_id(member_id: object) -> str:
         raise InvalidMemberId(member_id, "must not contain '{' or '}' (they route Cluster keys)")
     if _has_control(member_id):
         raise InvalidMemberId(member_id, "must not contain control characters")
+    if has_surrogate(member_id):
+        raise InvalidMemberId(member_id, "must not contain lone surrogates (not valid UTF-8)")
     return member_id
 
 
@@ -65,6 +83,8 @@ def check_message_id(message_id: object) -> str:
         )
     if _has_control(message_id):
         raise InvalidMessageId(message_id, "must not contain control characters")
+    if has_surrogate(message_id):
+        raise InvalidMessageId(message_id, "must not contain lone surrogates (not valid UTF-8)")
     return message_id
 
 
@@ -88,6 +108,50 @@ class MemberKeys:
     def outbox(self, channel: str) -> str:
         """Replies to ``channel`` written with this session's state, waiting to be sent."""
         return f"{self.base}:outbox:{check_member_id(channel)}"
+
+    @property
+    def inbox(self) -> str:
+        """The sender's queued update ids, scored by timestamp then arrival."""
+        return f"{self.base}:inbox"
+
+    @property
+    def inbox_body(self) -> str:
+        """Queued update id -> the encoded update."""
+        return f"{self.base}:inbox:body"
+
+    @property
+    def inbox_tries(self) -> str:
+        """Queued update id -> how many times a worker took it."""
+        return f"{self.base}:inbox:tries"
+
+    @property
+    def inbox_errors(self) -> str:
+        """Queued update id -> the last error its handling raised."""
+        return f"{self.base}:inbox:errors"
+
+    @property
+    def inbox_seq(self) -> str:
+        """The arrival counter that orders updates sharing a timestamp."""
+        return f"{self.base}:inbox:seq"
+
+    def received(self, message_id: str) -> str:
+        """The "received" mark of one inbound update (the webhook's dedup)."""
+        return f"{self.base}:rcvd:{check_message_id(message_id)}"
+
+    @property
+    def polite(self) -> str:
+        """Set while the polite reply to an unsupported message type is fresh."""
+        return f"{self.base}:polite"
+
+    @property
+    def dead(self) -> str:
+        """Dead letters: updates set aside after failing (id -> the encoded update)."""
+        return f"{self.base}:dead"
+
+    @property
+    def dead_why(self) -> str:
+        """Why each dead letter was set aside (id -> JSON: error, attempts, when)."""
+        return f"{self.base}:dead:why"
 
 
 class KeySpace:
@@ -114,11 +178,23 @@ class KeySpace:
         """The operators' stream of every session's audit summaries."""
         return f"{self.prefix}:audit-tail"
 
+    def inbox_ready(self) -> str:
+        """Senders with work, scored by when a worker may next pick them (ms)."""
+        return f"{self.prefix}:inbox-ready"
+
+    def inbox_pattern(self) -> str:
+        """A SCAN pattern matching every sender's inbox key."""
+        return f"{self.prefix}:{{*}}:inbox"
+
+    def dead_pattern(self) -> str:
+        """A SCAN pattern matching every sender's dead-letter key."""
+        return f"{self.prefix}:{{*}}:dead"
+
     def doc_pattern(self) -> str:
         """A SCAN pattern matching every member's document key."""
         return f"{self.prefix}:{{*}}:doc"
 
     def member_of(self, doc_key: str) -> str:
-        """The member id inside a document key produced by :meth:`member`."""
+        """The member id inside a key produced by :meth:`member` (a document, an inbox)."""
         start = doc_key.index("{") + 1
         return doc_key[start : doc_key.index("}", start)]

@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 --[[ statehq lease_acquire: give one holder at a time a fencing token for a member.
 
 KEYS[1] lease  string "<token>:<holder>"   KEYS[2] fence  token counter
@@ -8,6 +8,9 @@ Returns {1, token} when acquired, {0, remaining_ttl_ms} when someone else holds 
 
 Tokens only grow. A counter that expired restarts from the server clock in ms, so a
 holder paused across that gap still holds a token lower than any issued since.
+
+allow-oom: two small keys, so workers can take a sender on a full server and
+set aside, retry or acknowledge what is queued there.
 ]]
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0, redis.call("PTTL", KEYS[1])} end
 if redis.call("EXISTS", KEYS[2]) == 0 then
