@@ -3,6 +3,7 @@
     statehq state show|history|update|rollback|recover|reset MEMBER ...
     statehq audit MEMBER [--since ID|TIME] [--limit N]     statehq audit --tail
     statehq identity unbind CHANNEL --reason TEXT
+    statehq dead list|show|replay|drop [ID]    updates workers set aside after failing
     statehq serve          the service: WhatsApp webhook, inbox workers, /healthz, /metrics
     statehq chat --as PHONE   chat with the credex bot (numbered options; scriptable on stdin)
     statehq ledger seed|serve the built-in credex ledger: demo members, its REST API
@@ -37,7 +38,7 @@ from ..redact import redact_text, redact_value
 from ..state import StateManager
 from ..store import StateStore
 from ..store.embedded import EmbeddedValkey
-from . import chat
+from . import chat, dead
 
 PROMPT = "statehq> "
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     unbind.add_argument("channel", help="e.g. whatsapp:263771234567")
     unbind.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     chat.add_commands(commands)
+    dead.add_commands(commands)
     serve = commands.add_parser("serve", help="run the service: webhook, workers, health, admin")
     serve.add_argument("--host", default=None, help="listen address (default STATEHQ_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (default STATEHQ_PORT)")
@@ -311,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             if args.command == "health":
                 return run_health(store)
+            if args.command == "dead":
+                return dead.run(store, args)
             return run_shell(manager, parser)
     except StateError as exc:
         print(f"statehq: {redact_text(str(exc))}", file=sys.stderr)

@@ -9,6 +9,10 @@ It mirrors ``statehq state show|history|audit|rollback|reset|recover`` (see
     POST /admin/members/{member}/rollback   {"version": 3, "reason": "..."}
     POST /admin/members/{member}/reset      {"reason": "..."}   (the body is optional)
     POST /admin/members/{member}/recover    {"reason": "..."}   (the body is optional)
+    GET  /admin/dead                        dead letters, oldest first (?sender=<channel>)
+    GET  /admin/dead/{id}                   one dead letter: the update and its error
+    POST /admin/dead/{id}/replay            {"reason": "...", "sender": "..."} (both optional)
+    POST /admin/dead/{id}/drop              {"reason": "...", "sender": "..."}
 
 MEMBER is a channel identity (``whatsapp:263771234567``), ``member:<id>`` or a bare member
 id; a channel bound to a member is followed to the member's session. Writes go through the
@@ -30,7 +34,6 @@ admin token is never echoed or logged. Errors are ``{"error": "<what happened>"}
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -62,25 +65,31 @@ from ..errors import (
     VersionConflict,
     VersionNotFound,
 )
-from ..numbers import is_digits
 from ..redact import get_logger, redact_text, redact_value
 from ..state import StateManager
 from ..state.channels import session_key_for
+from . import admin_dead
+from .admin_requests import (
+    Args,
+    Refused,
+    json_object,
+    no_args,
+    reason_of,
+    shown,
+)
+from .dead import NoDeadLetter
 
 log = get_logger(__name__)
 
-DEFAULT_REASON = "admin api"
-"""The audit reason of a write whose request gives none."""
-MAX_REASON_LENGTH = 200
 MAX_AUDIT_LIMIT = 1000
 DEFAULT_AUDIT_LIMIT = 100
-MAX_BODY_BYTES = 16 * 1024
 
 DISABLED = "the admin API is disabled: set STATEHQ_ADMIN_TOKEN to enable it"
 UNAUTHORIZED = "missing or wrong admin token: send 'Authorization: Bearer <STATEHQ_ADMIN_TOKEN>'"
 
 _STATUSES: tuple[tuple[type[StateError], int], ...] = (
     (VersionNotFound, 404),
+    (NoDeadLetter, 404),
     (SessionEnded, 404),
     (NoSession, 404),
     (InvalidMemberId, 400),
@@ -100,7 +109,6 @@ _STATUSES: tuple[tuple[type[StateError], int], ...] = (
 _ENTRY_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 _LIMIT = re.compile(r"[0-9]{1,6}")
 
-Args = dict[str, Any]
 Operation = Callable[[StateManager, str, Args], dict[str, Any]]
 Parser = Callable[[Request], Awaitable[Args]]
 
@@ -112,8 +120,9 @@ def admin_routes(manager: StateManager, token: str | None) -> list[BaseRoute]:
     (every ``/admin`` path then answers 403).
     """
     routes = [
-        _route("", manager, _show, _no_args, "GET", "admin-member"),
-        _route("/history", manager, _history, _no_args, "GET", "admin-history"),
+        *admin_dead.routes(manager, _route),
+        _route("", manager, _show, no_args, "GET", "admin-member"),
+        _route("/history", manager, _history, no_args, "GET", "admin-history"),
         _route("/audit", manager, _audit, _audit_query, "GET", "admin-audit"),
         _route("/rollback", manager, _rollback, _rollback_body, "POST", "admin-rollback"),
         _route("/reset", manager, _reset, _reason_body, "POST", "admin-reset"),
@@ -200,33 +209,19 @@ def _session_key(manager: StateManager, who: str) -> str:
     return manager.store.route(key) or key
 
 
-def _no_session(manager: StateManager, who: str, key: str, then: str = "") -> _Refused:
+def _no_session(manager: StateManager, who: str, key: str, then: str = "") -> Refused:
     status = manager.store.status(key).value
-    return _Refused(404, f"no live session for {who} ({status}){then}", {"status": status})
+    return Refused(404, f"no live session for {who} ({status}){then}", {"status": status})
 
 
 # -- reading the request ----------------------------------------------------------------------
-
-
-class _Refused(Exception):
-    """A request answered with an error status, having written nothing."""
-
-    def __init__(self, status: int, message: str, extra: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = dict(extra or {})
-
-
-async def _no_args(request: Request) -> Args:
-    return {}
 
 
 async def _audit_query(request: Request) -> Args:
     query = request.query_params
     unknown = sorted(set(query.keys()) - {"since", "limit"})
     if unknown:
-        raise _Refused(422, f"unknown query parameter {unknown[0]!r}; this takes since and limit")
+        raise Refused(422, f"unknown query parameter {unknown[0]!r}; this takes since and limit")
     return {"since": _since(query.get("since")), "limit": _limit(query.get("limit"))}
 
 
@@ -239,13 +234,13 @@ def _since(text: str | None) -> datetime | str | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         hint = " (a '+' in a URL must be written %2B)" if " " in text else ""
-        raise _Refused(
+        raise Refused(
             422,
             f"since must be an audit entry id like 1767225600000-0 or an ISO time like "
             f"2026-11-22T08:00:00+00:00, got {text[:80]!r}{hint}",
         ) from None
     if moment.tzinfo is None:
-        raise _Refused(422, "since needs a time zone, e.g. 2026-11-22T08:00:00Z")
+        raise Refused(422, "since needs a time zone, e.g. 2026-11-22T08:00:00Z")
     return moment
 
 
@@ -253,102 +248,51 @@ def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_AUDIT_LIMIT
     if not _LIMIT.fullmatch(text) or not 1 <= int(text) <= MAX_AUDIT_LIMIT:
-        raise _Refused(
+        raise Refused(
             422, f"limit must be a whole number from 1 to {MAX_AUDIT_LIMIT}, got {text[:80]!r}"
         )
     return int(text)
 
 
 async def _rollback_body(request: Request) -> Args:
-    body = await _json_object(request, ("version", "reason"))
+    body = await json_object(request, ("version", "reason"))
     if "version" not in body:
-        raise _Refused(422, "version is required: the version to restore (see /history)")
+        raise Refused(422, "version is required: the version to restore (see /history)")
     version = body["version"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise _Refused(422, f"version must be a non-negative whole number, got {_shown(version)}")
-    return {"version": version, "reason": _reason(body)}
+        raise Refused(422, f"version must be a non-negative whole number, got {shown(version)}")
+    return {"version": version, "reason": reason_of(body)}
 
 
 async def _reason_body(request: Request) -> Args:
-    return {"reason": _reason(await _json_object(request, ("reason",)))}
-
-
-def _reason(body: Mapping[str, Any]) -> str:
-    reason = body.get("reason")
-    if reason is None:
-        return DEFAULT_REASON
-    if not isinstance(reason, str):
-        raise _Refused(422, f"reason must be a string, got {_shown(reason)}")
-    if not reason.strip():
-        raise _Refused(422, f"reason must not be blank (omit it to record {DEFAULT_REASON!r})")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise _Refused(422, f"reason is {len(reason)} characters, the limit is {MAX_REASON_LENGTH}")
-    return reason
-
-
-async def _json_object(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The request's JSON object body (``{}`` when empty) holding only ``fields``."""
-    raw = await _read_body(request)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise _Refused(400, f"the body is not valid JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise _Refused(422, f"the body must be a JSON object, got {_json_type(body)}")
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise _Refused(
-            422, f"unknown field {unknown[0][:80]!r}; the body takes {', '.join(fields)}"
-        )
-    return body
-
-
-async def _read_body(request: Request) -> bytes:
-    too_large = _Refused(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-    declared = request.headers.get("content-length", "")
-    if is_digits(declared) and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
-    return bytes(body)
-
-
-def _shown(value: Any) -> str:
-    """A value as the client sent it (JSON), shortened for an error message."""
-    text = json.dumps(value, ensure_ascii=False)
-    return f"{_json_type(value)} {text[:60]}{'...' if len(text) > 60 else ''}"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
+    return {"reason": reason_of(await json_object(request, ("reason",)))}
 
 
 # -- answering --------------------------------------------------------------------------------
 
 
 def _route(
-    path: str, manager: StateManager, operation: Operation, parse: Parser, method: str, name: str
+    path: str,
+    manager: StateManager,
+    operation: Operation,
+    parse: Parser,
+    method: str,
+    name: str,
+    *,
+    under: str = "/members/{member}",
 ) -> Route:
+    """A route running ``operation`` (in the thread pool) on what ``parse`` read.
+
+    The operation gets the path's one parameter (the member, a message id) or "".
+    """
+
     async def endpoint(request: Request) -> JSONResponse:
-        who: str = request.path_params["member"]
+        who: str = next(iter(request.path_params.values()), "")
         try:
             args = await parse(request)
             result = await run_in_threadpool(operation, manager, who, args)
             return _json(result)
-        except _Refused as refused:
+        except Refused as refused:
             log.info(
                 "admin %s %s: %d %s",
                 request.method,
@@ -365,7 +309,7 @@ def _route(
             log.exception("admin %s %s failed", request.method, request.url.path)
             return _json({"error": "internal error"}, 500)
 
-    return Route(f"/members/{{member}}{path}", endpoint, methods=[method], name=name)
+    return Route(f"{under}{path}", endpoint, methods=[method], name=name)
 
 
 def _state_error(request: Request, exc: StateError) -> JSONResponse:

@@ -23,8 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .. import metrics
 from ..config import Settings
 from ..credex.app import credex_stages
+from ..errors import StateError
 from ..redact import get_logger
 from ..state import StateManager
 from ..store import AsyncStateStore, StateStore
@@ -32,10 +34,13 @@ from ..store.connection import redact_url
 from ..store.embedded import EmbeddedValkey
 from .admin import admin_routes
 from .health import health_routes
+from .inbox import Inbox
 from .processes import WorkerProcesses, open_worker
 from .webhook import PATH, webhook_routes
 
 log = get_logger(__name__)
+
+SUPERVISE_EVERY = 0.5  # seconds between checks that the embedded server still answers
 
 
 @dataclass
@@ -60,22 +65,26 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         with contextlib.ExitStack() as stack:
-            url = config.redis_url or _embedded(stack, config)
-            astore = await AsyncStateStore.open(url=url, settings=config)
+            server = None if config.redis_url else _embedded(stack, config)
+            url = server.url if server is not None else str(config.redis_url)
+            timeout = config.store_timeout
+            astore = await AsyncStateStore.open(url=url, settings=config, timeout=timeout)
             try:
                 service = Service(config, url, astore)
-                admin_store = stack.enter_context(StateStore.open(url=url, settings=config))
+                admin_store = stack.enter_context(
+                    StateStore.open(url=url, settings=config, timeout=timeout)
+                )
                 manager = StateManager(admin_store, stages=credex_stages())
                 if worker_processes:
                     service.processes = WorkerProcesses(config, url)
                 metrics_dir = service.processes.metrics_dir if service.processes else None
                 for route in [
                     *webhook_routes(astore, config),
-                    *health_routes(astore, metrics_dir=metrics_dir),
+                    *health_routes(astore, metrics_dir=metrics_dir, timeout=timeout),
                     *admin_routes(manager, config.admin_token),
                 ]:
                     app.router.routes.append(route)
-                async with _workers(service, stack):
+                async with _workers(service, stack), _keepers(astore, config, server):
                     app.state.service = service
                     log.info("statehq serving; store at %s", redact_url(url))
                     yield
@@ -92,6 +101,8 @@ def _root_route() -> Route:
                 "service": "statehq",
                 "webhook": PATH,
                 "health": "/healthz",
+                "liveness": "/livez",
+                "readiness": "/readyz",
                 "metrics": "/metrics",
                 "admin": "/admin/",
             }
@@ -100,11 +111,61 @@ def _root_route() -> Route:
     return Route("/", root)
 
 
-def _embedded(stack: contextlib.ExitStack, settings: Settings) -> str:
+def _embedded(stack: contextlib.ExitStack, settings: Settings) -> EmbeddedValkey:
     server = EmbeddedValkey(settings)
     server.acquire()
     stack.callback(server.release)
-    return server.url
+    return server
+
+
+@contextlib.asynccontextmanager
+async def _keepers(
+    astore: AsyncStateStore, settings: Settings, server: EmbeddedValkey | None
+) -> AsyncIterator[None]:
+    """The background tasks that keep the service whole while the block runs."""
+    tasks = [asyncio.create_task(_reconcile(astore, settings.reconcile_interval))]
+    if server is not None:
+        tasks.append(asyncio.create_task(_supervise(server)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _reconcile(astore: AsyncStateStore, interval: float) -> None:
+    """Every ``interval`` s, mark ready any inbox holding work nobody is marked to do."""
+    inbox = Inbox(astore.settings)
+    while True:
+        try:
+            marked = await astore.execute(inbox.reconcile())
+        except StateError as error:
+            log.debug("reconciler: %s", error)
+        except Exception:
+            log.exception("reconciler failed; trying again in %g s", interval)
+        else:
+            if marked:
+                metrics.INBOX_REMARKED.inc(len(marked))
+                log.warning("reconciler: %d sender(s) had queued work unmarked", len(marked))
+        await asyncio.sleep(interval)
+
+
+async def _supervise(server: EmbeddedValkey) -> None:
+    """Restart the embedded Valkey from its AOF whenever it dies; workers reconnect."""
+    while True:
+        await asyncio.sleep(SUPERVISE_EVERY)
+        try:
+            restarted = await asyncio.to_thread(server.ensure_running)
+        except StateError as error:
+            log.error("embedded Valkey is down and could not be restarted: %s", error)
+            continue
+        except Exception:
+            log.exception("embedded Valkey supervision failed")
+            continue
+        if restarted:
+            metrics.STORE_RESTARTS.inc()
+            log.warning("embedded Valkey had died; restarted it from its AOF")
 
 
 @contextlib.asynccontextmanager

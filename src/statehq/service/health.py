@@ -1,12 +1,19 @@
-"""``/healthz`` and ``/metrics``: what an operator's probes and Prometheus read."""
+"""``/livez``, ``/readyz``, ``/healthz`` and ``/metrics``: what probes and Prometheus read.
+
+``/livez`` asks nothing of the store (the process is up); ``/readyz`` reads only (the
+store answers and every script is loaded); ``/healthz`` goes deep (connection, scripts,
+a lease and a state round trip on one fixed probe key). Each answers within
+``STATEHQ_STORE_TIMEOUT``-ish seconds whatever the store does, and ``/metrics`` is
+never held up by the store at all.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,9 +26,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import metrics
-from ..errors import StateError
+from ..errors import LeaseBusy, StateError
 from ..redact import redact_text
-from ..store import AsyncStateStore
+from ..store import AsyncStateStore, Lease
 from ..store.connection import ScriptBook
 from ..store.keys import KeySpace
 from ..store.requests import Command, Operation
@@ -29,19 +36,38 @@ from .inbox import Inbox
 
 STAGE_SAMPLE = 5000
 STAGE_CACHE_SECONDS = 15.0
+METRICS_WAIT = 0.25  # seconds /metrics waits for fresh store gauges before answering
 
 
-async def check_health(store: AsyncStateStore) -> tuple[bool, dict[str, Any]]:
-    """Run every check; (all passed, {check: {"ok": bool, ...}})."""
+PROBE = "healthz-probe"
+"""The one session key /healthz writes (and deletes): health never grows the store."""
+LEASE_PATIENCE = 0.5  # seconds /healthz waits for another process's probe to finish
+
+
+async def check_health(
+    store: AsyncStateStore, *, timeout: float = 2.0, lock: asyncio.Lock | None = None
+) -> tuple[bool, dict[str, Any]]:
+    """Run every check within ``timeout`` s; (all passed, {check: {"ok": bool, ...}}).
+
+    The checks write only the fixed :data:`PROBE` session (reused, never a new key), under
+    its lease so probes of several processes never disturb each other. ``lock``
+    serialises this process's probes.
+    """
     checks: dict[str, Any] = {}
-    probe = f"healthz-probe:{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    give_up = time.monotonic() + timeout
 
     async def run(name: str, check: Any) -> None:
         started = time.perf_counter()
+        left = give_up - time.monotonic()
         try:
-            detail = await check()
+            if left <= 0:
+                raise TimeoutError
+            detail = await asyncio.wait_for(check(), left)
         except StateError as error:
             checks[name] = {"ok": False, "error": redact_text(str(error))}
+            return
+        except TimeoutError:
+            checks[name] = {"ok": False, "error": f"no answer within {timeout:g} s"}
             return
         checks[name] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2)}
         if detail:
@@ -53,26 +79,70 @@ async def check_health(store: AsyncStateStore) -> tuple[bool, dict[str, Any]]:
     async def scripts() -> dict[str, Any]:
         return dict(await store.execute(_load_scripts()))
 
+    held: list[Lease] = []
+
     async def lease() -> dict[str, Any]:
-        held = await store.lease(probe, ttl=5)
-        await store.release_lease(held)
-        return {"token": held.token}
+        got = await _probe_lease(store)
+        if got is None:
+            return {"busy": "another process was probing; its round trip stands for ours"}
+        held.append(got)
+        return {"token": got.token}
 
     async def state() -> dict[str, Any]:
-        written = await store.update(probe, {"probe": True})
-        read = await store.get(probe)
-        await store.delete(probe)
+        if not held:
+            return {"skipped": "the probe's lease was busy"}
+        written = await store.update(PROBE, {"probe": True}, lease=held[0])
+        read = await store.get(PROBE)
+        await store.delete(PROBE)
         if read is None or read.version != written.version:
             raise StateError("the probe document did not read back as written")
         return {"version": written.version}
 
-    await run("connection", connection)
-    for name, check in (("scripts", scripts), ("lease", lease), ("state", state)):
-        if checks["connection"]["ok"]:
-            await run(name, check)
-        else:
-            checks[name] = {"ok": False, "error": "skipped: no connection"}
+    async with lock or contextlib.nullcontext():
+        await run("connection", connection)
+        for name, check in (("scripts", scripts), ("lease", lease), ("state", state)):
+            if checks["connection"]["ok"]:
+                await run(name, check)
+            else:
+                checks[name] = {"ok": False, "error": "skipped: no connection"}
+        for got in held:
+            with contextlib.suppress(StateError, TimeoutError):
+                await asyncio.wait_for(
+                    store.release_lease(got), max(give_up - time.monotonic(), 0.1)
+                )
     return all(c["ok"] for c in checks.values()), checks
+
+
+async def _probe_lease(store: AsyncStateStore) -> Lease | None:
+    """The probe's lease, waiting briefly for another process's probe; None if still busy."""
+    give_up = time.monotonic() + LEASE_PATIENCE
+    while True:
+        try:
+            return await store.lease(PROBE, ttl=5, holder=f"healthz-{os.getpid()}")
+        except LeaseBusy:
+            if time.monotonic() > give_up:
+                return None
+            await asyncio.sleep(0.02)
+
+
+async def check_ready(store: AsyncStateStore, *, timeout: float = 2.0) -> tuple[bool, str]:
+    """Is the store reachable with every script loaded? Reads only; (ready, why not)."""
+    try:
+        async with asyncio.timeout(timeout):
+            present = await store.execute(_scripts_present())
+    except StateError as error:
+        return False, redact_text(str(error))
+    except TimeoutError:
+        return False, f"the store did not answer within {timeout:g} s"
+    if not present:
+        return False, "scripts are not loaded (they load on first use, or on /healthz)"
+    return True, "ready"
+
+
+def _scripts_present() -> Operation:
+    book = ScriptBook()
+    present = yield Command(("SCRIPT", "EXISTS", *book.shas.values()))
+    return all(present)
 
 
 def _load_scripts() -> Operation:
@@ -113,6 +183,17 @@ class MetricsView:
         self.inbox = Inbox(store.settings)
         self.keys = KeySpace(store.settings.key_prefix)
         self._stages_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh_soon(self, wait: float) -> None:
+        """Start a refresh unless one is running; wait for it at most ``wait`` s."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._refresh_quietly())
+        await asyncio.wait({self._task}, timeout=wait)
+
+    async def _refresh_quietly(self) -> None:
+        with contextlib.suppress(StateError):
+            await self.refresh()
 
     async def refresh(self) -> None:
         """Read queue depth and age now, and sessions by stage at most every 15 s."""
@@ -170,24 +251,40 @@ def metrics_registry(metrics_dir: str | None) -> CollectorRegistry:
     return registry
 
 
-def health_routes(store: AsyncStateStore, *, metrics_dir: str | None = None) -> list[Route]:
-    """``GET /healthz`` (200 or 503 with every check) and ``GET /metrics``.
+def health_routes(
+    store: AsyncStateStore, *, metrics_dir: str | None = None, timeout: float = 2.0
+) -> list[Route]:
+    """``/livez``, ``/readyz``, ``/healthz`` (200 or 503 with every check) and ``/metrics``.
 
     ``metrics_dir``: where worker processes write their metrics (``statehq serve``).
+    ``timeout``: how long a probe waits on the store (``STATEHQ_STORE_TIMEOUT``).
     """
     view = MetricsView(store)
     registry = metrics_registry(metrics_dir)
+    probing = asyncio.Lock()
+
+    async def livez(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})  # the process answers; the store is not asked
+
+    async def readyz(_request: Request) -> Response:
+        ready, why = await check_ready(store, timeout=timeout)
+        return JSONResponse({"status": "ready" if ready else why}, 200 if ready else 503)
 
     async def healthz(_request: Request) -> Response:
-        ok, checks = await check_health(store)
+        ok, checks = await check_health(store, timeout=timeout, lock=probing)
         return JSONResponse(
             {"status": "ok" if ok else "failing", "checks": checks}, 200 if ok else 503
         )
 
     async def metrics_text(_request: Request) -> Response:
-        # The counters still tell a story when the store is down; /healthz says why.
-        with contextlib.suppress(StateError):
-            await view.refresh()
+        # Never held up by the store: the gauges it feeds are refreshed in the background,
+        # and a slow or hung store leaves them as last read. /healthz says why.
+        await view.refresh_soon(wait=METRICS_WAIT)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return [Route("/healthz", healthz), Route("/metrics", metrics_text)]
+    return [
+        Route("/livez", livez),
+        Route("/readyz", readyz),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_text),
+    ]

@@ -54,11 +54,15 @@ class AsyncStateStore:
         *,
         settings: Settings | None = None,
         clock: Clock = utc_now,
+        timeout: float | None = None,
         **overrides: Any,
     ) -> AsyncStateStore:
         """Connect to ``url`` (or ``STATEHQ_REDIS_URL``), else start/attach the embedded server.
 
-        ``overrides`` replace individual settings, e.g. ``session_ttl=60``.
+        ``timeout``: seconds to wait for a connection or a reply before raising
+        :class:`StoreUnavailable` (default 5 to connect, 10 to reply; a request path
+        passes ``settings.store_timeout``). ``overrides`` replace individual settings,
+        e.g. ``session_ttl=60``.
         """
         base = settings or Settings.from_env()
         if url is not None:
@@ -71,7 +75,10 @@ class AsyncStateStore:
             await asyncio.to_thread(server.acquire)
             target = server.url
         client = aioredis.Redis.from_url(
-            target, socket_timeout=10, socket_connect_timeout=5, **reconnect_once(asyncio=True)
+            target,
+            socket_timeout=timeout or 10,
+            socket_connect_timeout=timeout or 5,
+            **reconnect_once(asyncio=True),
         )
         store = cls(client, resolved, clock=clock, server=server)
         try:

@@ -130,6 +130,26 @@ class EmbeddedValkey:
                 return
             self.stop()
 
+    def ensure_running(self) -> bool:
+        """Restart the server from its AOF if it died; True when this call restarted it.
+
+        For a supervisor (``statehq serve`` calls it twice a second). A server that is
+        alive but does not answer (stopped, stalled, still loading its AOF) is left
+        alone: restarting it would put two servers on one AOF. Every owner may call
+        this; the start lock lets one of them restart and the others find it running.
+        """
+        if self.is_running():
+            return False
+        with self._start_lock():
+            if self.is_running():
+                return False
+            pid = self.pid()
+            if pid is not None and _process_alive(pid) and _is_valkey(pid):
+                return False
+            self._remove_stale()
+            self._start()
+            return True
+
     def _register_owner(self) -> None:
         path = self.owners_dir / f"{os.getpid()}.{next(_owner_ids)}"
         handle = open(path, "wb")  # noqa: SIM115 - held open for the owner's lifetime

@@ -54,11 +54,14 @@ class StateStore:
         *,
         settings: Settings | None = None,
         clock: Clock = utc_now,
+        timeout: float | None = None,
         **overrides: Any,
     ) -> StateStore:
         """Connect to ``url`` (or ``STATEHQ_REDIS_URL``), else start/attach the embedded server.
 
-        ``overrides`` replace individual settings, e.g. ``session_ttl=60``.
+        ``timeout``: seconds to wait for a connection or a reply before raising
+        :class:`StoreUnavailable` (default 5 to connect, 10 to reply). ``overrides``
+        replace individual settings, e.g. ``session_ttl=60``.
         """
         base = settings or Settings.from_env()
         if url is not None:
@@ -77,8 +80,8 @@ class StateStore:
         try:
             client = redis.Redis.from_url(
                 target,
-                socket_timeout=10,
-                socket_connect_timeout=5,
+                socket_timeout=timeout or 10,
+                socket_connect_timeout=timeout or 5,
                 single_connection_client=True,
                 **reconnect_once(),
             )

@@ -1,0 +1,133 @@
+"""``statehq dead list|show|replay|drop``: the updates workers set aside, and what to do next.
+
+An update whose handling kept failing is kept as a dead letter with its error (see
+:mod:`statehq.service.dead`). Once the cause is fixed, replay it (back into its sender's
+inbox, in timestamp order); or drop it when it should never run. Both are audited in
+the sender's trail with ``--reason``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..redact import redact_text, redact_value
+from ..service.dead import (
+    AmbiguousDeadLetter,
+    DeadLetter,
+    drop_dead,
+    find_dead,
+    list_dead,
+    replay_dead,
+)
+from ..store import StateStore
+
+EXAMPLES = """examples:
+  statehq dead list
+  statehq dead show wamid.HBgM...             the update, its error, its attempts
+  statehq dead replay wamid.HBgM... --reason "ledger fixed"
+  statehq dead replay --all --reason "after the 2 a.m. fix"
+  statehq dead drop wamid.HBgM... --reason "test message"
+"""
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``dead`` and its actions to the top-level parser."""
+    dead = commands.add_parser(
+        "dead",
+        help="list, show, replay or drop the updates workers set aside",
+        description=__doc__.split("\n\n")[1],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every dead letter, oldest first")
+    show = actions.add_parser("show", help="one dead letter: the update and its error")
+    show.add_argument("id", help="the update's message id")
+    replay = actions.add_parser("replay", help="requeue dead letters for processing")
+    replay.add_argument("id", nargs="?", help="the update's message id (or --all)")
+    replay.add_argument("--all", action="store_true", help="every dead letter (of --sender)")
+    drop = actions.add_parser("drop", help="forget a dead letter for good")
+    drop.add_argument("id", help="the update's message id")
+    for action in (listing, show, replay, drop):
+        action.add_argument("--sender", help="only this sender's, e.g. whatsapp:263771234567")
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+    replay.add_argument("--reason", default="cli replay", help="recorded in the audit trail")
+    drop.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+
+
+def run(store: StateStore, args: argparse.Namespace) -> int:
+    """Carry out one ``dead`` action; returns the exit status (0, 1 none found, 2 usage)."""
+    try:
+        if args.action == "list":
+            return _list(list_dead(store, args.sender), args.json)
+        if args.action == "replay" and args.all:
+            return _replay_all(store, args)
+        if not args.id:
+            print("statehq: dead replay needs an ID, or --all", file=sys.stderr)
+            return 2
+        letter = find_dead(store, args.id, args.sender)
+    except AmbiguousDeadLetter as ambiguous:
+        print(f"statehq: {ambiguous}", file=sys.stderr)
+        return 2
+    if args.action == "show":
+        return _show(letter, args.json)
+    if args.action == "replay":
+        done = replay_dead(store, letter, reason=args.reason)
+        return _said(args.json, letter, "replayed" if done else "gone", done)
+    done = drop_dead(store, letter, reason=args.reason)
+    return _said(args.json, letter, "dropped" if done else "gone", done)
+
+
+def _list(letters: list[DeadLetter], as_json: bool) -> int:
+    if as_json:
+        _print_json([letter.as_dict() for letter in letters])
+        return 0
+    if not letters:
+        print("no dead letters")
+    for letter in letters:
+        error = letter.error.splitlines()[0][:100] if letter.error else ""
+        kind = letter.update.get("kind", "unreadable")
+        line = f"{letter.at}  {letter.sender}  {letter.id}  {kind}  x{letter.attempts}  {error}"
+        print(redact_text(line))
+    return 0
+
+
+def _show(letter: DeadLetter, as_json: bool) -> int:
+    if as_json:
+        _print_json(letter.as_dict())
+        return 0
+    print(f"dead letter {letter.id} from {letter.sender}")
+    print(f"  set aside  {letter.at} after {letter.attempts} attempt(s)")
+    print(f"  error      {redact_text(letter.error)}")
+    print("  update")
+    shown = letter.update or {"raw": letter.raw}
+    text = json.dumps(redact_value(shown), indent=2, ensure_ascii=False, sort_keys=True)
+    print("    " + text.replace("\n", "\n    "))
+    return 0
+
+
+def _replay_all(store: StateStore, args: argparse.Namespace) -> int:
+    letters = list_dead(store, args.sender)
+    replayed = [letter for letter in letters if replay_dead(store, letter, reason=args.reason)]
+    if args.json:
+        _print_json({"replayed": [letter.id for letter in replayed]})
+    else:
+        print(f"replayed {len(replayed)} dead letter(s)")
+    return 0
+
+
+def _said(as_json: bool, letter: DeadLetter, outcome: str, done: bool) -> int:
+    if as_json:
+        _print_json({"id": letter.id, "sender": letter.sender, "outcome": outcome})
+    elif done:
+        print(f"{outcome} {letter.id} from {letter.sender}")
+    else:
+        print(f"{letter.id} from {letter.sender} was already replayed or dropped")
+    return 0 if done else 1
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(redact_value(value), indent=2, ensure_ascii=False, sort_keys=True))
