@@ -28,7 +28,11 @@ import uvicorn
 
 from statehq import Settings, StateStore
 from statehq.bench.cpu import children
+from statehq.channels.graph import GraphSender
+from statehq.credex.app import build_engine, open_ledger
+from statehq.flows import Headquarters
 from statehq.service.app import create_app
+from statehq.service.delivery import WhatsAppDelivery
 from statehq.store.embedded import EmbeddedValkey
 from statehq.testing import webhooks
 from statehq.testing.fake_graph import FakeGraph
@@ -140,6 +144,21 @@ def serving(settings: Settings) -> Iterator[Running]:
         server.should_exit = True
         thread.join(timeout=20)
         sock.close()
+
+
+@pytest.fixture
+def engine(store: StateStore, tmp_path: Path) -> Iterator[Headquarters]:
+    """The credex engine on the test's store and a fresh ledger."""
+    with open_ledger(store.settings.override(data_dir=tmp_path / "data")) as ledger:
+        yield build_engine(store, ledger)
+
+
+@pytest.fixture
+def delivery(fresh_graph: FakeGraph) -> Iterator[WhatsAppDelivery]:
+    """Replies to the fake Graph API."""
+    sender = GraphSender(fresh_graph.url, webhooks.PHONE_NUMBER_ID, ACCESS_TOKEN, backoff=0.01)
+    with sender:
+        yield WhatsAppDelivery(sender)
 
 
 @pytest.fixture

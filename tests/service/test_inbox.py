@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from service_kit import ACCESS_TOKEN, new_phone
+from service_kit import new_phone
 
 from statehq import StateStore
-from statehq.channels.graph import GraphSender
-from statehq.credex.app import build_engine, open_ledger
 from statehq.flows import Headquarters
 from statehq.service.delivery import WhatsAppDelivery
 from statehq.service.inbox import Inbox, Update
@@ -20,21 +15,6 @@ from statehq.service.worker import Worker, WorkerSettings
 from statehq.store.operations import Outbox
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
-
-
-@pytest.fixture
-def engine(store: StateStore, tmp_path: Path) -> Iterator[Headquarters]:
-    """The credex engine on the test's store and a fresh ledger."""
-    with open_ledger(store.settings.override(data_dir=tmp_path / "data")) as ledger:
-        yield build_engine(store, ledger)
-
-
-@pytest.fixture
-def delivery(fresh_graph: FakeGraph) -> Iterator[WhatsAppDelivery]:
-    """Replies to the fake Graph API."""
-    sender = GraphSender(fresh_graph.url, wh.PHONE_NUMBER_ID, ACCESS_TOKEN, backoff=0.01)
-    with sender:
-        yield WhatsAppDelivery(sender)
 
 
 def _update(phone: str, text: str) -> Update:

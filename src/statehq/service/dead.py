@@ -87,6 +87,13 @@ def _letter(sender: str, message_id: str, body: bytes | None, why: bytes | None)
     )
 
 
+def _pairs(reply: Any) -> dict[bytes, bytes]:
+    """An HGETALL reply as a dict (drivers give a dict, or a flat list over RESP2)."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[0::2], reply[1::2], strict=True))
+
+
 class DeadLetters:
     """Builds the dead-letter operations for one key prefix."""
 
@@ -119,8 +126,7 @@ class DeadLetters:
         k = self.keys.member(check_member_id(sender))
         bodies = yield Command(("HGETALL", k.dead))
         whys = yield Command(("HGETALL", k.dead_why))
-        found = dict(zip(bodies[0::2], bodies[1::2], strict=True))
-        reasons = dict(zip(whys[0::2], whys[1::2], strict=True))
+        found, reasons = _pairs(bodies), _pairs(whys)
         letters = [
             _letter(sender, raw_id.decode(errors="replace"), body, reasons.get(raw_id))
             for raw_id, body in found.items()
