@@ -255,20 +255,87 @@ def test_unsupported_types_get_one_polite_answer_per_burst(
     assert "I can only read text and menu choices" in replies[0]["text"]["body"]
 
 
-def test_system_deleted_and_edited_messages_are_never_answered(
+def test_news_and_non_conversation_replies_are_recorded_never_answered(
     service: Running, fresh_graph: FakeGraph
 ) -> None:
     phone = new_phone()
+    permission = {"type": "call_permission_reply", "call_permission_reply": {"response": "accept"}}
     news = [
         wh.other(phone, "system", {"body": "changed number", "type": "user_changed_number"}),
         wh.other(phone, "revoke", {"original_message_id": "wamid.old"}),
         wh.other(phone, "edit", {"original_message_id": "wamid.old", "message": {}}),
+        wh.other(phone, "reaction", {"message_id": "wamid.old", "emoji": "👍"}),
+        wh.other(phone, "interactive", permission),
     ]
     service.send(*news)
     settle(service)
     assert fresh_graph.messages_to(phone) == []
     ignored = [e for e in service.audit_events(f"whatsapp:{phone}") if e.event == "message.ignored"]
-    assert sorted(e.reason for e in ignored) == ["deleted", "edited", "system"]
+    assert sorted(e.reason for e in ignored) == [
+        "deleted",
+        "edited",
+        "notice",
+        "reaction",
+        "system",
+    ]
+
+
+def test_a_message_is_answered_to_its_own_sender_whatever_the_contacts_say(
+    service: Running, fresh_graph: FakeGraph
+) -> None:
+    a, b, c = new_phone(), new_phone(), new_phone()
+    body = wh.payload([wh.text(a, "hi")])
+    value = body["entry"][0]["changes"][0]["value"]
+    value["messages"].append(wh.text(c, "hi"))
+    value["contacts"] = [{"profile": {"name": "B"}, "wa_id": b}]  # nobody's but B's
+    assert service.post(body).json()["queued"] == 2
+    settle(service)
+    assert fresh_graph.messages_to(b) == []
+    assert fresh_graph.messages_to(a)
+    assert fresh_graph.messages_to(c)
+
+
+def test_a_bad_update_is_recorded_and_the_rest_of_the_batch_answered(
+    service: Running, fresh_graph: FakeGraph
+) -> None:
+    good, bad = new_phone(), new_phone()
+    poison = {**wh.text(bad, "x"), "timestamp": "9" * 400}
+    body = wh.payload([wh.text(good, "hi")])
+    body["entry"][0]["changes"][0]["value"]["messages"].append(poison)
+    for _ in range(2):  # a redelivery answers the same: nothing is stuck behind the bad one
+        answer = service.post(body)
+        assert answer.status_code == 200
+        assert answer.json()["rejected"] == 1
+    settle(service)
+    assert answered(fresh_graph, good) == [
+        body["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    ]
+    assert fresh_graph.messages_to(bad) == []
+    rejected = service.audit_events(f"whatsapp:{bad}")
+    assert [e.event for e in rejected] == ["message.rejected", "message.rejected"]
+    assert rejected[0].detail == {"message_id": poison["id"], "reason": "bad_timestamp"}
+    metrics = service.http.get("/metrics").text
+    assert 'statehq_updates_rejected_total{reason="bad_timestamp"}' in metrics
+
+
+def test_a_bad_update_with_no_valid_sender_is_recorded_in_the_webhooks_trail(
+    service: Running,
+) -> None:
+    poison = {**wh.text(new_phone(), "x"), "from": "<nobody>"}
+    assert service.post(wh.payload([poison])).json()["rejected"] == 1
+    trail = service.store.audit_read("webhook:whatsapp", limit=1000)
+    assert any(e.detail.get("message_id") == poison["id"] for e in trail)
+
+
+def test_livez_readyz_and_a_health_probe_that_never_grows_the_store(service: Running) -> None:
+    assert service.http.get("/livez").json() == {"status": "ok"}
+    assert service.http.get("/readyz").json() == {"status": "ready"}
+    assert service.http.get("/healthz").status_code == 200
+    pattern = f"{service.settings.key_prefix}:*"
+    before = sorted(service.store._client.scan_iter(match=pattern, count=1000))
+    for _ in range(50):
+        assert service.http.get("/healthz").status_code == 200
+    assert sorted(service.store._client.scan_iter(match=pattern, count=1000)) == before
 
 
 def test_the_acknowledgement_does_not_wait_for_slow_replies(

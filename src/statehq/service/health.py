@@ -1,7 +1,7 @@
 """``/livez``, ``/readyz``, ``/healthz`` and ``/metrics``: what probes and Prometheus read.
 
-``/livez`` asks nothing of the store (the process is up); ``/readyz`` reads only (the
-store answers and every script is loaded); ``/healthz`` goes deep (connection, scripts,
+``/livez`` asks nothing of the store (the process is up); ``/readyz`` writes no key (the
+store answers, with every script loaded); ``/healthz`` goes deep (connection, scripts,
 a lease and a state round trip on one fixed probe key). Each answers within
 ``STATEHQ_STORE_TIMEOUT``-ish seconds whatever the store does, and ``/metrics`` is
 never held up by the store at all.
@@ -126,23 +126,19 @@ async def _probe_lease(store: AsyncStateStore) -> Lease | None:
 
 
 async def check_ready(store: AsyncStateStore, *, timeout: float = 2.0) -> tuple[bool, str]:
-    """Is the store reachable with every script loaded? Reads only; (ready, why not)."""
+    """Does the store answer, with every script loaded (loading any it forgot)? (ready, why)
+
+    Writes no key: a restarted server forgets its scripts, and loading them back is
+    what makes it ready again.
+    """
     try:
         async with asyncio.timeout(timeout):
-            present = await store.execute(_scripts_present())
+            await store.execute(_load_scripts())
     except StateError as error:
         return False, redact_text(str(error))
     except TimeoutError:
         return False, f"the store did not answer within {timeout:g} s"
-    if not present:
-        return False, "scripts are not loaded (they load on first use, or on /healthz)"
     return True, "ready"
-
-
-def _scripts_present() -> Operation:
-    book = ScriptBook()
-    present = yield Command(("SCRIPT", "EXISTS", *book.shas.values()))
-    return all(present)
 
 
 def _load_scripts() -> Operation:
