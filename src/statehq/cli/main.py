@@ -227,6 +227,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"statehq {__version__} serving on {base}", flush=True)
     print(f"  WhatsApp webhook  {base}/webhooks/whatsapp", flush=True)
     print(f"  health, metrics   {base}/healthz  {base}/metrics", flush=True)
+    print(f"  probes            {base}/livez  {base}/readyz", flush=True)
     admin = "on" if settings.admin_token else "off (set STATEHQ_ADMIN_TOKEN)"
     print(f"  admin API         {base}/admin/  {admin}", flush=True)
     print("  chat from a terminal:  statehq chat --as 263771111111   (Ctrl-C stops)", flush=True)
