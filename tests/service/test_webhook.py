@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 
 import httpx
 import pytest
-from service_kit import VERIFY_TOKEN, WEBHOOK, Running, answered, new_phone, settle
+from service_kit import APP_SECRET, VERIFY_TOKEN, WEBHOOK, Running, answered, new_phone, settle
 
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
@@ -388,3 +390,12 @@ def test_admin_needs_the_token_and_no_other_endpoint_shows_state(service: Runnin
 def test_unknown_paths_are_404(service: Running) -> None:
     assert service.http.get("/nope").status_code == 404
     assert httpx.get(f"{service.url}/webhooks/telegram").status_code == 404
+
+
+@pytest.mark.parametrize("body", [b"null", b"{}", b"[]", b"0", b'""', b"false"])
+def test_json_that_is_no_webhook_is_acknowledged_and_ignored(service: Running, body: bytes) -> None:
+    signature = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"X-Hub-Signature-256": f"sha256={signature}", "Content-Type": "application/json"}
+    answer = service.http.post(WEBHOOK, content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"queued": 0, "duplicates": 0, "ignored": 1, "rejected": 0}

@@ -80,19 +80,17 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
             log.warning("webhook POST refused: %s", unsigned)
             return _error(unsigned.status, str(unsigned))
         try:
-            payload = json.loads(body)
+            batch = parse_webhook(json.loads(body), settings.whatsapp_phone_number_id)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _error(400, f"the body is not valid JSON: {exc}")
         except (ValueError, RecursionError) as exc:
             # JSON, signed by Meta, that Python will not hold (nested thousands deep, an
             # integer of thousands of digits): nothing in it can be queued, and
             # redelivering it forever would help nobody. Recorded and acknowledged.
-            payload = None
-            unreadable = Rejected("unreadable", f"the body cannot be read: {type(exc).__name__}")
-        batch = parse_webhook(payload, settings.whatsapp_phone_number_id) if payload else None
-        rejected = list(batch.rejected) if batch is not None else [unreadable]
-        updates = _updates(batch) if batch is not None else []
-        skipped = list(batch.skipped) if batch is not None else []
+            unreadable = f"the body cannot be read: {type(exc).__name__}"
+            batch = Batch(rejected=(Rejected("unreadable", unreadable),))
+        rejected, skipped = list(batch.rejected), list(batch.skipped)
+        updates = _updates(batch)
         for reason in skipped:
             log.info("webhook update acknowledged, not processed: %s", redact_text(reason))
         try:
