@@ -97,11 +97,16 @@ def reconnect_once(*, asyncio: bool = False) -> dict[str, Any]:
     server may have run the script; the caller gets StoreUnavailable instead and a
     message_id makes its own retry safe.
     """
-    retry_class = AsyncRetry if asyncio else Retry
-    return {
-        "retry": retry_class(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
-        "retry_on_error": [RedisConnectionError],
-    }
+    # redis-py's Retry retries timeouts too unless told otherwise: a hung server would
+    # then cost two timeouts, and a script that ran but answered late would run twice.
+    backoff = ExponentialBackoff(cap=0.5, base=0.05)
+    only_reconnects = (RedisConnectionError,)
+    retry = (
+        AsyncRetry(backoff, retries=1, supported_errors=only_reconnects)
+        if asyncio
+        else Retry(backoff, retries=1, supported_errors=only_reconnects)
+    )
+    return {"retry": retry}
 
 
 def redact_url(url: str) -> str:
