@@ -109,7 +109,8 @@ def _measure(url: str, plan: Plan, quick: bool, appendfsync: str) -> report_.Rep
 def main(output: str, quick: bool = False, suite: str = "all") -> int:
     """Run the benchmarks on a private server; write ``output``/{store,service}.{json,md}.
 
-    ``suite`` is ``store``, ``service`` or ``all``.
+    ``suite`` is ``store``, ``service``, ``faults`` (reliability under hostile input and a
+    failing store, on a server of its own) or ``all``.
 
     Prints progress as it goes and the markdown report at the end. Returns the exit
     status: 0 when the run completed (whether or not the targets were met), 1 when the
@@ -130,6 +131,12 @@ def main(output: str, quick: bool = False, suite: str = "all") -> int:
             markdown = _service(server.url, quick, Path(output), server.pid())
             _progress(f"statehq bench: wrote {Path(output) / 'service.json'} and service.md\n")
             print(markdown, end="")
+        if suite in ("all", "faults"):
+            markdown = _faults(server.url, quick, Path(output))
+            _progress(
+                f"statehq bench: wrote {Path(output) / 'reliability.json'} and reliability.md\n"
+            )
+            print(markdown, end="")
     except (StateError, RuntimeError) as exc:
         print(f"statehq bench: {exc}", file=sys.stderr)
         return 1
@@ -146,4 +153,14 @@ def _service(url: str, quick: bool, output: Path, store_pid: int | None) -> str:
     with StateStore.open(url, settings=store_settings(url)) as store:
         machine = _machine(store)
     results = run_service(url, plan, _progress, store_pid)
+    return write_report(results, plan, machine, output)
+
+
+def _faults(url: str, quick: bool, output: Path) -> str:
+    from .faults import FaultPlan, run_faults, write_report
+
+    plan = FaultPlan.for_run(quick)
+    with StateStore.open(url, settings=store_settings(url)) as store:
+        machine = _machine(store)
+    results = run_faults(plan, _progress)
     return write_report(results, plan, machine, output)

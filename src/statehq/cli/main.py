@@ -121,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", default="docs/benchmarks", help="where to write results")
     bench.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     bench.add_argument(
-        "--suite", choices=("all", "store", "service"), default="all", help="what to measure"
+        "--suite",
+        choices=("all", "store", "service", "faults"),
+        default="all",
+        help="what to measure (faults: hostile input and a failing store)",
     )
     return parser
 
