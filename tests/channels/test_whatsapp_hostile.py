@@ -62,6 +62,8 @@ def test_a_lone_surrogate_in_free_text_becomes_the_replacement_character() -> No
         ("id", "", "bad_id"),
         ("id", ["wamid.x"], "bad_id"),
         ("id", "x" * 300, "bad_id"),
+        ("id", " ", "bad_id"),
+        ("id", "\u3000\x85", "bad_id"),
         ("from", "2637\ud800", "bad_sender"),
         ("from", "", "bad_sender"),
         ("from", "263{77}", "bad_sender"),

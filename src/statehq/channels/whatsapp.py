@@ -41,7 +41,7 @@ NEWS = {"system": "system", "revoke": "deleted", "edit": "edited", "reaction": "
 """Message types that are news, never a question: recorded, never answered."""
 MAX_TIMESTAMP = 9_000_000_000
 """The latest timestamp (s) accepted: far beyond any real one, and exact as a score."""
-_TIMESTAMP_DIGITS = len(str(MAX_TIMESTAMP))
+_TIMESTAMP_DIGITS = 20  # leading zeros are fine; thousands of digits are not read at all
 _SENDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _STATUS = re.compile(r"[a-z_]{1,40}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")

@@ -17,6 +17,7 @@ acknowledged.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 
@@ -35,11 +36,12 @@ from ..channels.whatsapp import (
     verify_signature,
 )
 from ..config import Settings
-from ..errors import StateError
+from ..errors import InvalidInput, StateError
 from ..numbers import is_digits
 from ..redact import get_logger, redact_text
 from ..store import AsyncStateStore
 from ..store.audit import AuditEvent
+from ..store.keys import MAX_MESSAGE_ID_LENGTH, check_member_id, check_message_id
 from .inbox import Inbox, Update
 
 log = get_logger(__name__)
@@ -89,8 +91,8 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
             # redelivering it forever would help nobody. Recorded and acknowledged.
             unreadable = f"the body cannot be read: {type(exc).__name__}"
             batch = Batch(rejected=(Rejected("unreadable", unreadable),))
-        rejected, skipped = list(batch.rejected), list(batch.skipped)
-        updates = _updates(batch)
+        updates, unqueueable = _updates(batch)
+        rejected, skipped = [*batch.rejected, *unqueueable], list(batch.skipped)
         for reason in skipped:
             log.info("webhook update acknowledged, not processed: %s", redact_text(reason))
         try:
@@ -129,16 +131,27 @@ async def _read_limited(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _updates(batch: Batch) -> list[Update]:
-    """The batch's messages and statuses as inbox updates (the parser validated them)."""
-    updates = [
-        Update(m.message_id, f"whatsapp:{m.sender}", m.kind, m.timestamp, m.text, m.choice)
+def _updates(batch: Batch) -> tuple[list[Update], list[Rejected]]:
+    """The batch's messages and statuses as inbox updates, and those the inbox cannot take.
+
+    The parser validated each field; what is checked here is what only the whole update
+    shows (a status's inbox id joins its message id and status name), so that one bad
+    update is rejected alone and never fails the queueing of the rest.
+    """
+    updates: list[Update] = []
+    rejected: list[Rejected] = []
+    candidates = [
+        (
+            m.sender,
+            Update(m.message_id, f"whatsapp:{m.sender}", m.kind, m.timestamp, m.text, m.choice),
+        )
         for m in batch.messages
     ]
-    for s in batch.statuses:
-        updates.append(
+    candidates += [
+        (
+            s.recipient,
             Update(
-                f"status:{s.message_id}:{s.status}",
+                _status_id(s.message_id, s.status),
                 f"whatsapp:{s.recipient}",
                 "status",
                 s.timestamp,
@@ -146,9 +159,29 @@ def _updates(batch: Batch) -> list[Update]:
                 error_code=s.error_code,
                 error_title=s.error_title,
                 about=s.message_id,
-            )
+            ),
         )
-    return updates
+        for s in batch.statuses
+    ]
+    for sender, update in candidates:
+        try:
+            check_message_id(update.id)
+            check_member_id(update.channel)
+        except InvalidInput as bad:
+            about = (update.about or update.id)[:256]
+            rejected.append(Rejected("bad_id", clean_text(str(bad)), sender, about))
+            continue
+        updates.append(update)
+    return updates, rejected
+
+
+def _status_id(message_id: str, status: str) -> str:
+    """The inbox id of a status: one per message and status, and always a valid id."""
+    joined = f"status:{message_id}:{status}"
+    if len(joined) <= MAX_MESSAGE_ID_LENGTH:
+        return joined
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    return f"status:{digest}:{status}"
 
 
 async def _record(store: AsyncStateStore, rejected: list[Rejected]) -> None:

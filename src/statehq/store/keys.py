@@ -75,8 +75,8 @@ def check_message_id(message_id: object) -> str:
     """Return ``message_id`` if usable as a dedup mark, else raise :class:`InvalidMessageId`."""
     if not isinstance(message_id, str):
         raise InvalidMessageId(message_id, f"must be a string, not {type(message_id).__name__}")
-    if not message_id:
-        raise InvalidMessageId(message_id, "must be non-empty")
+    if not message_id.strip():
+        raise InvalidMessageId(message_id, "must not be empty or blank")
     if len(message_id) > MAX_MESSAGE_ID_LENGTH:
         raise InvalidMessageId(
             message_id, f"is {len(message_id)} characters, the limit is {MAX_MESSAGE_ID_LENGTH}"
