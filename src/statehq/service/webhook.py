@@ -17,6 +17,7 @@ acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -96,10 +97,13 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
         for reason in skipped:
             log.info("webhook update acknowledged, not processed: %s", redact_text(reason))
         try:
-            queued = await store.execute(inbox.push(updates)) if updates else []
-            await _record(store, rejected)
-        except StateError as error:
-            log.error("webhook could not queue %d updates: %s", len(updates), error)
+            # One bound for the whole request: a hung store answers 503 in this time even
+            # when a call must open a fresh connection first (itself retried once).
+            async with asyncio.timeout(settings.store_timeout):
+                queued = await store.execute(inbox.push(updates)) if updates else []
+                await _record(store, rejected)
+        except (StateError, TimeoutError) as error:
+            log.error("webhook could not queue %d updates: %s", len(updates), error or "timeout")
             return _error(503, "the store is unavailable; the updates were not queued")
         for update in queued:
             metrics.MESSAGES_IN.labels(update.kind).inc()

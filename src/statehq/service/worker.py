@@ -148,8 +148,9 @@ class Worker:
         self.inbox = Inbox(store.settings)
         # Senders whose lease release and finish the store refused: retried first.
         self._unfinished: list[tuple[Claim, Lease, float]] = []
-        # Replies delivered whose removal from the outbox failed: popped, never resent.
-        self._delivered: set[str] = set()
+        # Replies delivered whose removal from the outbox failed, with (session key,
+        # sender): removed before the sender's lease is given up, so never sent again.
+        self._delivered: dict[str, tuple[str, str]] = {}
 
     def run(self) -> None:
         """Work until ``stop`` is set; neither a store outage nor a bug ends the worker."""
@@ -194,7 +195,17 @@ class Worker:
         return True
 
     def _finish_interrupted(self) -> None:
-        """Release the leases and finish the senders left (raises while the store fails)."""
+        """Release the leases and finish the senders left (raises while the store fails).
+
+        Replies delivered but still in the outbox are removed first, while their
+        sender's lease is still ours: once it is released another worker would send
+        them again. Timeline this prevents: w1 delivers reply r; the store dies before
+        w1 drops r; w1 releases the lease once the store is back; w2 claims the sender
+        and sends r a second time.
+        """
+        for raw, (session_key, sender) in list(self._delivered.items()):
+            self.store.execute(self.inbox.sent(session_key, sender, raw))
+            del self._delivered[raw]
         while self._unfinished:
             claim, lease, delay = self._unfinished[0]
             with contextlib.suppress(LeaseError):
@@ -359,9 +370,9 @@ class Worker:
         for raw in entries:
             if raw not in self._delivered:
                 self._deliver(session_key, sender, raw)
-                self._delivered.add(raw)
+                self._delivered[raw] = (session_key, sender)
             self.store.execute(self.inbox.sent(session_key, sender, raw))
-            self._delivered.discard(raw)
+            del self._delivered[raw]
 
     def _deliver(self, session_key: str, sender: str, raw: str) -> None:
         """Send one outbox entry; a failure is audited (the entry is not retried)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import secrets
 import socket
 import time
 import uuid
@@ -344,8 +345,11 @@ class Operations:
         name = holder or default_holder()
         give_up = time.monotonic() + wait
         while True:
+            # Unique to this attempt: the same call sent again after a dropped connection
+            # finds its own lease and gets its token back (see lease_acquire.lua).
+            attempt = f"{name}#{secrets.token_hex(4)}"
             reply = yield Script(
-                "lease_acquire", [keys.lease, keys.fence], [name, _ms(ttl), FENCE_TTL_MS]
+                "lease_acquire", [keys.lease, keys.fence], [attempt, _ms(ttl), FENCE_TTL_MS]
             )
             if reply[0] == 1:
                 return Lease(member_id, int(reply[1]), name, float(ttl))
