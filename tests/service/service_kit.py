@@ -74,9 +74,10 @@ def fresh_graph(graph: FakeGraph) -> FakeGraph:
 
 
 def service_settings(
-    url: str, prefix: str, data_dir: Path, graph_url: str, **overrides: Any
+    url: str | None, prefix: str, data_dir: Path, graph_url: str, **overrides: Any
 ) -> Settings:
-    """Settings for a service on the test store, answering through the fake Graph API."""
+    """Settings for a service on the test store (``url`` None: its own embedded Valkey
+    under ``data_dir``), answering through the fake Graph API."""
     return Settings(
         redis_url=url,
         key_prefix=prefix,

@@ -39,10 +39,7 @@ import httpx
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from service_kit import (
-    ACCESS_TOKEN,
-    ADMIN_TOKEN,
     APP_SECRET,
-    VERIFY_TOKEN,
     WEBHOOK,
     ServeProcess,
     new_phone,
@@ -68,21 +65,6 @@ SEND_PAUSE = 0.05  # a member's pause between two messages
 RETRY_PAUSE = 0.05  # Meta's pause before redelivering what got no 200 (shortened)
 RECOVERY_LIMIT = 20.0  # seconds the service may take to answer 200 again after the kill
 STUCK_AFTER = 5.0  # members still unanswered this long after the load are shown, and why
-
-
-def embedded_settings(data_dir: Path, prefix: str, graph_url: str, **overrides: Any) -> Settings:
-    """Settings for ``statehq serve`` on its own embedded Valkey (no STATEHQ_REDIS_URL)."""
-    return Settings(
-        key_prefix=prefix,
-        data_dir=data_dir,
-        workers=2,
-        whatsapp_app_secret=APP_SECRET,
-        whatsapp_verify_token=VERIFY_TOKEN,
-        whatsapp_access_token=ACCESS_TOKEN,
-        whatsapp_phone_number_id=wh.PHONE_NUMBER_ID,
-        whatsapp_graph_url=graph_url,
-        admin_token=ADMIN_TOKEN,
-    ).override(**overrides)
 
 
 @contextlib.contextmanager
@@ -266,7 +248,9 @@ def _sender_state(store: StateStore, phone: str) -> dict[str, Any]:
 def test_kill_9_of_the_embedded_store_under_load_loses_and_duplicates_nothing(
     tmp_path: Path, fresh_graph: FakeGraph
 ) -> None:
-    settings = embedded_settings(tmp_path / "data", "faults", fresh_graph.url, appendfsync="always")
+    settings = service_settings(
+        None, "faults", tmp_path / "data", fresh_graph.url, appendfsync="always"
+    )
     server = EmbeddedValkey(settings)  # the files the service's server uses; not started here
     with serving_child(settings, tmp_path / "serve.log") as serve:
         first_pid = server.pid()
@@ -455,7 +439,7 @@ def _timed(method: str, url: str, **kwargs: Any) -> tuple[int, float]:
 def test_a_hung_store_gets_503s_in_time_while_livez_and_metrics_answer_at_once(
     tmp_path: Path, fresh_graph: FakeGraph
 ) -> None:
-    settings = embedded_settings(tmp_path / "data", "hung", fresh_graph.url)
+    settings = service_settings(None, "hung", tmp_path / "data", fresh_graph.url)
     assert settings.store_timeout == 1.5
     server = EmbeddedValkey(settings)
     phone = new_phone()
@@ -567,7 +551,7 @@ def test_200_health_probes_leave_the_store_as_the_first_left_it(
     server = EmbeddedValkey(Settings(data_dir=tmp_path / "valkey"))
     server.acquire()
     try:
-        settings = embedded_settings(tmp_path / "data", prefix, fresh_graph.url).override(
+        settings = service_settings(None, prefix, tmp_path / "data", fresh_graph.url).override(
             redis_url=server.url
         )
         with serving(settings) as running:

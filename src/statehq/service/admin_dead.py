@@ -51,20 +51,21 @@ def _show(manager: StateManager, message_id: str, args: Args) -> dict[str, Any]:
     return dict(redact_value(letter.as_dict()))
 
 
-def _replay(manager: StateManager, message_id: str, args: Args) -> dict[str, Any]:
-    letter = find_dead(manager.store, message_id, args["sender"])
-    if not replay_dead(manager.store, letter, reason=args["reason"]):
-        raise Refused(404, f"dead letter {message_id!r:.100} was replayed or dropped meanwhile")
-    log.info("admin api: replayed dead letter %s from %s", letter.id, letter.sender)
-    return {"id": letter.id, "sender": letter.sender, "outcome": "replayed"}
+def _acting(action: Callable[..., bool], outcome: str) -> Operation:
+    """The operation that finds a dead letter and replays or drops it (``action``)."""
+
+    def operation(manager: StateManager, message_id: str, args: Args) -> dict[str, Any]:
+        letter = find_dead(manager.store, message_id, args["sender"])
+        if not action(manager.store, letter, reason=args["reason"]):
+            raise Refused(404, f"dead letter {message_id!r:.100} was replayed or dropped meanwhile")
+        log.info("admin api: %s dead letter %s from %s", outcome, letter.id, letter.sender)
+        return {"id": letter.id, "sender": letter.sender, "outcome": outcome}
+
+    return operation
 
 
-def _drop(manager: StateManager, message_id: str, args: Args) -> dict[str, Any]:
-    letter = find_dead(manager.store, message_id, args["sender"])
-    if not drop_dead(manager.store, letter, reason=args["reason"]):
-        raise Refused(404, f"dead letter {message_id!r:.100} was replayed or dropped meanwhile")
-    log.info("admin api: dropped dead letter %s from %s", letter.id, letter.sender)
-    return {"id": letter.id, "sender": letter.sender, "outcome": "dropped"}
+_replay = _acting(replay_dead, "replayed")
+_drop = _acting(drop_dead, "dropped")
 
 
 async def _query(request: Request) -> Args:
