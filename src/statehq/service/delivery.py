@@ -9,7 +9,7 @@ from ..channels.graph import GraphSender, SendResult
 from ..flows import Message
 from ..state import ChannelId
 from .inbox import Update
-from .worker import reply_entries
+from .replies import reply_entries
 
 
 class WhatsAppDelivery:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from .. import metrics
 from ..errors import (
@@ -37,11 +37,11 @@ from ..errors import (
 )
 from ..flows import Headquarters, Inbound, Message, Text
 from ..redact import get_logger, redact_text
-from ..state import ChannelId
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.operations import Outbox
-from .inbox import Claim, Inbox, Taken, Update, entry
+from .inbox import Claim, Inbox, Taken, Update
+from .replies import Delivery, Outcome
 
 log = get_logger(__name__)
 
@@ -49,42 +49,6 @@ UNSUPPORTED = (
     "I can only read text and menu choices. Please type your answer, or tap one of the "
     "options I sent."
 )
-
-
-class Outcome(Protocol):
-    """What a channel's delivery reports about one send (see :class:`GraphSender`)."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the channel accepted the message."""
-        ...
-
-    @property
-    def failure_label(self) -> str:
-        """The failure's code, for the audit trail and metrics."""
-        ...
-
-    @property
-    def detail(self) -> str:
-        """What went wrong, in words (no secrets)."""
-        ...
-
-    @property
-    def attempts(self) -> int:
-        """How many tries the send took."""
-        ...
-
-
-class Delivery(Protocol):
-    """A channel's way out: render replies as outbox entries, and send one entry."""
-
-    def render(self, update: Update, replies: list[Message]) -> list[str]:
-        """Outbox entries for ``replies`` to ``update``'s sender (a read receipt first)."""
-        ...
-
-    def deliver(self, body: dict[str, Any]) -> Outcome:
-        """Send one rendered entry body."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -411,20 +375,3 @@ class Worker:
 
     def _session_key(self, sender: str) -> str:
         return self.store.route(sender) or sender
-
-
-def reply_entries(update: Update, bodies: list[dict[str, Any]]) -> list[str]:
-    """Outbox entries for rendered bodies answering ``update``.
-
-    Each reply's id (``<message id>#<n>``) also travels as the Graph API's
-    ``biz_opaque_callback_data``, so the delivery statuses Meta sends back, and a resend
-    after a crash, name the message it answered.
-    """
-    to = ChannelId.parse(update.channel).identifier
-    entries = []
-    for n, body in enumerate(bodies):
-        reply_id = f"{update.id}#{n}"
-        if body.get("status") != "read":
-            body = {**body, "biz_opaque_callback_data": reply_id}
-        entries.append(entry(reply_id, to, body))
-    return entries
