@@ -32,6 +32,7 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_AUDIT_MAX_ENTRIES": "50",
         "STATEHQ_AUDIT_TAIL_LENGTH": "500",
         "STATEHQ_JWT_REFRESH_MARGIN": "30",
+        "STATEHQ_BOT": " mybot.app:create_bot ",
         "STATEHQ_BACKEND_URL": "https://ledger.example/api/",
         "STATEHQ_BACKEND_API_KEY": " k1 ",
         "STATEHQ_WELCOME_GRANT": "25.5 zwg",
@@ -70,6 +71,7 @@ def test_every_variable_is_read() -> None:
         3600.0,
     )
     assert (s.max_attempts, s.store_timeout, s.reconcile_interval) == (3, 0.5, 2.0)
+    assert s.bot == "mybot.app:create_bot"
     assert (s.admin_token, s.mark_read) == ("admin-s3cret", True)
     assert (s.whatsapp_verify_token, s.whatsapp_app_secret, s.whatsapp_access_token) == (
         "verify-me",
@@ -104,6 +106,8 @@ def test_every_variable_is_read() -> None:
         ("STATEHQ_REDIS_URL", "http://x", "must start with redis://"),
         ("STATEHQ_APPENDFSYNC", "sometimes", "'everysec' or 'always'"),
         ("STATEHQ_BACKEND_URL", "ledger.local", "http:// or https:// URL"),
+        ("STATEHQ_BOT", "mybot.app", "import path like mybot.app:create_bot"),
+        ("STATEHQ_BOT", "my-bot:create", "import path like mybot.app:create_bot"),
         ("STATEHQ_WELCOME_GRANT", "lots", "like '100 USD', or 0"),
         ("STATEHQ_WELCOME_GRANT", "100", "like '100 USD', or 0"),
         ("STATEHQ_SESSION_TTL", "five", "number of seconds"),

@@ -19,3 +19,39 @@ def test_quick_start_has_exactly_two_commands() -> None:
 def test_configuration_table_lists_every_variable() -> None:
     for var in VARIABLES:
         assert f"| `{var.name}` | `{var.default}` |" in README, var.name
+
+
+def test_the_own_bot_section_runs_what_the_example_tests_run() -> None:
+    from tests.examples.test_appointments import BOT
+
+    section = README.split("## Build your own bot in 5 minutes", 1)[1].split("\n## ", 1)[0]
+    assert f"STATEHQ_BOT={BOT} .venv/bin/statehq chat" in section
+    assert f"STATEHQ_BOT={BOT} .venv/bin/statehq serve" in section
+
+
+def test_the_own_bot_example_runs_as_written(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    section = README.split("## Build your own bot in 5 minutes", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n# mybot.py\n(.*?)```", section, re.S)
+    assert code is not None
+    (tmp_path / "mybot.py").write_text(code.group(1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEHQ_")}
+    env |= {"STATEHQ_BOT": "mybot:create_bot", "STATEHQ_DATA_DIR": str(tmp_path / "data")}
+    chat = subprocess.run(
+        [sys.executable, "-m", "statehq.cli.main", "chat", "--as", "263771234567"],
+        input="hi\n1\nmedium\nlarge\n1\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert "Hi! What can I get you?" in chat.stdout
+    assert "Small or large?" in chat.stdout  # asked, and asked again after "medium"
+    assert "One large coffee?" in chat.stdout
+    assert "Coming up!" in chat.stdout

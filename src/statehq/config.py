@@ -37,6 +37,7 @@ class Settings:
     audit_max_entries: int = 10_000
     audit_tail_length: int = 100_000
     jwt_refresh_margin: float = 60.0
+    bot: str = "statehq.credex.app:credex_bot"
     backend_url: str | None = None
     backend_api_key: str | None = field(default=None, repr=False)
     welcome_grant: str = "100 USD"
@@ -230,6 +231,14 @@ VARIABLES: tuple[Variable, ...] = (
         check.positive_float,
         "60",
         "A backend token this close to its exp claim (seconds) is refreshed before use.",
+    ),
+    Variable(
+        "STATEHQ_BOT",
+        "bot",
+        check.import_path,
+        "statehq.credex.app:credex_bot",
+        "The bot to run, as `module:factory`; the factory takes the Settings and returns a "
+        "bot (or a context manager yielding one). The current directory is importable.",
     ),
     Variable(
         "STATEHQ_BACKEND_URL",

@@ -119,6 +119,18 @@ def port(name: str, raw: str) -> int:
     return value
 
 
+def import_path(name: str, raw: str) -> str:
+    """``package.module:attribute``: where a bot's factory is found."""
+    value = raw.strip()
+    dotted = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+    if not re.fullmatch(f"{dotted}:{dotted}", value):
+        raise ConfigError(
+            f"{name} must be an import path like mybot.app:create_bot "
+            f"(module, a colon, then the factory's name), got {raw!r}"
+        )
+    return value
+
+
 def text(_name: str, raw: str) -> str:
     """Any text, trimmed (secrets and tokens)."""
     return raw.strip()

@@ -5,8 +5,8 @@
     statehq identity unbind CHANNEL --reason TEXT
     statehq dead list|show|replay|drop [ID]    updates workers set aside after failing
     statehq serve          the service: WhatsApp webhook, inbox workers, /healthz, /metrics
-    statehq chat --as PHONE   chat with the credex bot (numbered options; scriptable on stdin)
-    statehq ledger seed|serve the built-in credex ledger: demo members, its REST API
+    statehq chat --as PHONE   chat with the bot (numbered options; scriptable on stdin)
+    statehq ledger seed|serve the credex bot's built-in ledger (while credex is the bot)
     statehq shell          an interactive prompt for the same state commands
     statehq health         check the store: connection, scripts, lease, state round trip
     statehq bench          run the benchmarks and write docs/benchmarks/
@@ -25,14 +25,15 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from .. import __version__
 from ..config import Settings
-from ..credex.app import credex_stages
-from ..errors import StateError, VersionConflict
+from ..errors import ConfigError, StateError, VersionConflict
+from ..flows import bot_stages, open_bot
+from ..flows.loading import add_bot_commands
 from ..numbers import is_digits
 from ..redact import redact_text, redact_value
 from ..state import StateManager
@@ -92,8 +93,16 @@ def _since_arg(text: str) -> datetime | str:
     return moment
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full command-line grammar."""
+BotRunner = Callable[[Settings, argparse.Namespace], int | None]
+
+
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The full command-line grammar (with the bot's own commands, given the settings)."""
+    parser, _ = _grammar(settings)
+    return parser
+
+
+def _grammar(settings: Settings | None) -> tuple[argparse.ArgumentParser, BotRunner | None]:
     parser = argparse.ArgumentParser(prog="statehq", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"statehq {__version__}")
     parser.add_argument("--url", help="Redis/Valkey URL (default: STATEHQ_REDIS_URL or embedded)")
@@ -126,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="what to measure (faults: hostile input and a failing store)",
     )
-    return parser
+    runner = add_bot_commands(settings, commands) if settings is not None else None
+    return parser, runner
 
 
 def _print_json(value: Any) -> None:
@@ -286,15 +296,24 @@ def _run_audit(manager: StateManager, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``statehq`` console script."""
-    parser = build_parser()
+    try:
+        settings: Settings | None = Settings.from_env()
+    except ConfigError as bad:
+        settings = None  # said when a command needs the settings
+        config_error = bad
+    parser, bot_runner = _grammar(settings)
     args = parser.parse_args(argv)
     if args.command == "bench":
         from ..bench import main as bench_main
 
         return bench_main(output=args.output, quick=args.quick, suite=args.suite)
     try:
-        if args.command == "ledger":
-            return chat.run_ledger(Settings.from_env(), args)
+        if settings is None:
+            raise config_error
+        if bot_runner is not None:
+            status = bot_runner(settings, args)
+            if status is not None:
+                return status
         if args.command == "serve":
             return run_serve(args)
         with StateStore.open(url=args.url) as store:
@@ -306,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             if args.command == "chat":
                 return chat.run_chat(store, args.phone)
-            manager = StateManager(store, stages=credex_stages())
+            with open_bot(store.settings) as bot:
+                manager = StateManager(store, stages=bot_stages(bot))
             if args.command == "state":
                 return run_state(manager, args)
             if args.command == "audit":

@@ -1,11 +1,15 @@
-"""Wiring the credex bot: its backend from the settings, its stages, its engine."""
+"""Wiring the credex bot: its backend from the settings, its stages, its engine.
+
+``STATEHQ_BOT=statehq.credex.app:credex_bot`` (the default) runs it; the module also
+adds ``statehq ledger`` to the command line (``cli_commands``, ``run_cli``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..flows import Headquarters
@@ -60,3 +64,24 @@ def build_engine(store: StateStore, backend: Backend) -> Headquarters:
     """The credex bot's engine on ``store``: a state manager with the credex stages."""
     manager = StateManager(store, stages=credex_stages())
     return Headquarters(manager, CredexBot(backend))
+
+
+@contextmanager
+def credex_bot(settings: Settings) -> Iterator[CredexBot]:
+    """The bot factory ``STATEHQ_BOT`` names by default: credex on its configured backend."""
+    with open_backend(settings) as backend:
+        yield CredexBot(backend)
+
+
+def cli_commands(commands: Any) -> None:
+    """``statehq ledger``, while credex is the bot (see :mod:`statehq.credex.cli`)."""
+    from .cli import cli_commands as declare
+
+    declare(commands)
+
+
+def run_cli(settings: Settings, args: Any) -> int | None:
+    """Run a ``statehq ledger`` command; None for any other."""
+    from .cli import run_cli as run
+
+    return run(settings, args)

@@ -24,7 +24,9 @@ from .components import (
 )
 from .engine import Bot, Headquarters
 from .inbound import GREETINGS, Inbound, is_cancel, is_greeting, normalize, stamp, unstamp
+from .loading import bot_stages, build_engine, load_factory, open_bot
 from .messages import Buttons, Message, MessageLimitError, Option, OptionList, Text
+from .simple import NoLogin, SimpleBot
 from .turn import Turn
 
 __all__ = [
@@ -45,18 +47,24 @@ __all__ = [
     "Invalid",
     "Message",
     "MessageLimitError",
+    "NoLogin",
     "Option",
     "OptionList",
     "Outcome",
     "Retry",
+    "SimpleBot",
     "Step",
     "Text",
     "Turn",
     "Wait",
+    "bot_stages",
+    "build_engine",
     "is_cancel",
     "is_greeting",
+    "load_factory",
     "match_option",
     "normalize",
+    "open_bot",
     "stamp",
     "unstamp",
 ]

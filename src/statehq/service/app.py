@@ -3,10 +3,11 @@
 The app's process runs the webhook (which only queues), health, metrics and admin.
 ``STATEHQ_WORKERS`` workers process the inbox: child processes under ``statehq serve``
 (:mod:`.processes`), threads when the app is embedded (``create_app(settings)``, as the
-tests do). Each worker has its own store connection, backend handle, flow engine and
-Graph API client, so workers never wait on each other's I/O. Any number of ``statehq
-serve`` processes may share one Redis: the inbox, the leases and the dedup marks live
-there.
+tests do). Each worker has its own store connection, bot, flow engine and Graph API
+client, so workers never wait on each other's I/O. The bot is whatever ``STATEHQ_BOT``
+names (:func:`statehq.flows.open_bot`): the service knows no bot. Any number of
+``statehq serve`` processes may share one Redis: the inbox, the leases and the dedup
+marks live there.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from starlette.routing import Route
 
 from .. import metrics
 from ..config import Settings
-from ..credex.app import credex_stages
 from ..errors import StateError
+from ..flows import bot_stages, open_bot
 from ..redact import get_logger
 from ..state import StateManager
 from ..store import AsyncStateStore, StateStore
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
                 admin_store = stack.enter_context(
                     StateStore.open(url=url, settings=config, timeout=timeout)
                 )
-                manager = StateManager(admin_store, stages=credex_stages())
+                bot = stack.enter_context(open_bot(config))
+                manager = StateManager(admin_store, stages=bot_stages(bot))
                 if worker_processes:
                     service.processes = WorkerProcesses(config, url)
                 metrics_dir = service.processes.metrics_dir if service.processes else None
@@ -201,7 +203,13 @@ async def _watch(processes: WorkerProcesses) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run the service in the foreground until interrupted."""
+    """Run the service in the foreground until interrupted.
+
+    A bot that cannot be loaded (``STATEHQ_BOT``) raises ConfigError before anything
+    starts.
+    """
+    with open_bot(settings):
+        pass
     for warning in _missing(settings):
         log.warning(warning)
     uvicorn.run(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from ..channels.graph import GraphSender
 from ..config import Settings
-from ..credex.app import build_engine, open_backend
+from ..flows import build_engine, open_bot
 from ..redact import get_logger
 from ..store import StateStore
 from .delivery import WhatsAppDelivery
@@ -53,9 +53,9 @@ METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 def open_worker(
     stack: contextlib.ExitStack, settings: Settings, url: str, stop: threading.Event, name: str
 ) -> Worker:
-    """A worker with its own store connection, backend handle, engine and Graph client."""
+    """A worker with its own store connection, bot (``STATEHQ_BOT``), engine and Graph client."""
     store = stack.enter_context(StateStore.open(url=url, settings=settings))
-    backend = stack.enter_context(open_backend(settings))
+    bot = stack.enter_context(open_bot(settings))
     sender = GraphSender(
         settings.whatsapp_graph_url,
         settings.whatsapp_phone_number_id or "",
@@ -68,7 +68,7 @@ def open_worker(
         max_message_age=settings.max_message_age,
         max_attempts=settings.max_attempts,
     )
-    return Worker(store, build_engine(store, backend), delivery, pacing, stop, name=name)
+    return Worker(store, build_engine(store, bot), delivery, pacing, stop, name=name)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Example bots built on statehq (run them with ``STATEHQ_BOT=examples.<name>.bot:create_bot``)."""
