@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
+from .digits import is_digits
 from .errors import ConfigError
-from .numbers import is_digits
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}

@@ -19,6 +19,7 @@ StateError                      anything statehq refuses or cannot do
 ├── CorruptState                a stored document could not be decoded
 ├── SessionMoved                the session was bound to a member and lives under its key
 ├── SessionEnded                the session expired or was removed while it was being used
+├── NoSession                   no session, live or remembered, to act on (reset, rollback)
 ├── IdentityError               a channel is already bound elsewhere, or is not bound
 └── StoreUnavailable            the Redis/Valkey server cannot be reached or refused the command
     ├── StoreFull               the server hit its memory limit; nothing was evicted or written

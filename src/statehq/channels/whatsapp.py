@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..digits import is_digits
 from ..errors import InvalidInput
 from ..flows import Buttons, Inbound, Message, Option, Text
-from ..numbers import is_digits
 from ..state import ChannelId
 from ..store.keys import check_message_id, has_surrogate
 

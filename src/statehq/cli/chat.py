@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterator
 
 from ..channels.terminal import TerminalChat
+from ..digits import is_digits
 from ..flows import build_engine, open_bot
-from ..numbers import is_digits
 from ..store import StateStore
 
 INTRO = (

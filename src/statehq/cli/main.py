@@ -31,10 +31,10 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
+from ..digits import is_digits
 from ..errors import ConfigError, StateError, VersionConflict
 from ..flows import bot_stages, open_bot
 from ..flows.loading import add_bot_commands
-from ..numbers import is_digits
 from ..redact import redact_text, redact_value
 from ..state import StateManager
 from ..store import StateStore
@@ -189,7 +189,7 @@ def run_state(manager: StateManager, args: argparse.Namespace) -> int:
 
 
 def _key(who: str) -> str:
-    from ..state.channels import session_key_for
+    from ..state.channel_ids import session_key_for
 
     return session_key_for(who)
 

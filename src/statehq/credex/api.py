@@ -58,7 +58,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..numbers import is_digits
+from ..digits import is_digits
 from .backend import Backend, BackendError, Refused, Unauthorized
 from .wire import (
     API_KEY_HEADER,

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from ..digits import is_digits
 from ..errors import InvalidInput
-from ..numbers import is_digits
 
 TEXT_LIMIT = 4096
 BUTTON_BODY_LIMIT = 1024

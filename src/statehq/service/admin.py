@@ -67,7 +67,7 @@ from ..errors import (
 )
 from ..redact import get_logger, redact_text, redact_value
 from ..state import StateManager
-from ..state.channels import session_key_for
+from ..state.channel_ids import session_key_for
 from . import admin_dead
 from .admin_requests import (
     Args,

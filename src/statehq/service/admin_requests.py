@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..numbers import is_digits
+from ..digits import is_digits
 
 DEFAULT_REASON = "admin api"
 """The audit reason of a write whose request gives none."""

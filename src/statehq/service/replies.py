@@ -14,7 +14,7 @@ from ..state import ChannelId
 from .inbox import Update, entry
 
 
-class Outcome(Protocol):
+class DeliveryReport(Protocol):
     """What a channel's delivery reports about one send (see :class:`GraphSender`)."""
 
     @property
@@ -45,7 +45,7 @@ class Delivery(Protocol):
         """Outbox entries for ``replies`` to ``update``'s sender (a read receipt first)."""
         ...
 
-    def deliver(self, body: dict[str, Any]) -> Outcome:
+    def deliver(self, body: dict[str, Any]) -> DeliveryReport:
         """Send one rendered entry body."""
         ...
 

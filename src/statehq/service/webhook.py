@@ -37,8 +37,8 @@ from ..channels.whatsapp import (
     verify_signature,
 )
 from ..config import Settings
+from ..digits import is_digits
 from ..errors import InvalidInput, StateError
-from ..numbers import is_digits
 from ..redact import get_logger, redact_text
 from ..store import AsyncStateStore
 from ..store.audit import AuditEvent

@@ -41,7 +41,7 @@ from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.operations import Outbox
 from .inbox import Claim, Inbox, Taken, Update
-from .replies import Delivery, Outcome
+from .replies import Delivery, DeliveryReport
 
 log = get_logger(__name__)
 
@@ -343,7 +343,7 @@ class Worker:
         try:
             queued = json.loads(raw)
             reply_id, body = str(queued["id"]), queued["body"]
-            outcome: Outcome = self.delivery.deliver(body)
+            outcome: DeliveryReport = self.delivery.deliver(body)
         except Exception as error:  # an entry that cannot be read or sent must not block
             log.error("%s: a reply to %s could not be sent", self.name, sender, exc_info=error)
             detail: dict[str, Any] = {

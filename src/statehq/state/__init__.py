@@ -1,6 +1,6 @@
 """Member state: the document model, its validator, the state manager and identity."""
 
-from .channels import ChannelId, member_key, register_channel_type
+from .channel_ids import ChannelId, member_key, register_channel_type
 from .manager import AuditLog, StateManager
 from .model import MemberState
 from .recovery import RecoveryResult

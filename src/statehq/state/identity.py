@@ -25,7 +25,7 @@ from .. import metrics
 from ..errors import IdentityError, InvalidInput, SessionEnded, SessionMoved, VersionConflict
 from ..store import Snapshot
 from ..store.audit import AuditEvent
-from .channels import ChannelId, member_key, member_of_key
+from .channel_ids import ChannelId, member_key, member_of_key
 from .tokens import token_expiry
 from .validator import watched
 

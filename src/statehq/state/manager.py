@@ -15,11 +15,11 @@ from typing import Any
 
 from .. import metrics
 from ..errors import CorruptState, SessionMoved, VersionConflict
-from ..store import SessionStatus, Snapshot, StateStore
+from ..store import Lease, SessionStatus, Snapshot, StateStore
 from ..store.audit import AuditEntry, AuditEvent, TailEntry
 from ..store.operations import Clock, utc_now
 from . import identity, recovery
-from .channels import ChannelId, member_of_key, session_key_for
+from .channel_ids import ChannelId, member_of_key, session_key_for
 from .model import STAGE_INIT
 from .recovery import RecoveryResult
 from .session import MemberSession
@@ -63,7 +63,9 @@ class StateManager:
         self.clock = clock
         self.audit = AuditLog(store)
 
-    def open(self, who: ChannelId | str, *, lease: Any = None, touch: bool = True) -> MemberSession:
+    def open(
+        self, who: ChannelId | str, *, lease: Lease | None = None, touch: bool = True
+    ) -> MemberSession:
         """The live session of a channel identity (or ``member:<id>``), started if needed.
 
         Follows a bound channel to its member's session; repairs corrupt or invalid state
@@ -118,7 +120,7 @@ class StateManager:
         target = self.store.route(key)
         return channel, target or key
 
-    def _start(self, key: str, channel: ChannelId | None, lease: Any) -> MemberSession:
+    def _start(self, key: str, channel: ChannelId | None, lease: Lease | None) -> MemberSession:
         expired = self.store.status(key) is SessionStatus.EXPIRED
         doc: dict[str, Any] = {"stage": STAGE_INIT, "authenticated": False}
         doc["channel"] = channel.as_dict() if channel else None
@@ -137,7 +139,9 @@ class StateManager:
             return self.open(channel or key, lease=lease)  # someone else started it first
         return MemberSession(self, key, channel, snap, expired=expired, lease=lease)
 
-    def _recover_into(self, key: str, channel: ChannelId | None, lease: Any) -> MemberSession:
+    def _recover_into(
+        self, key: str, channel: ChannelId | None, lease: Lease | None
+    ) -> MemberSession:
         try:
             result, snap = recovery.recover(self, key, channel, "found while opening the session")
         except VersionConflict:  # another process repaired or wrote it first: read that

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..store import Snapshot
-from .channels import ChannelId, member_of_key
+from .channel_ids import ChannelId, member_of_key
 from .model import STAGE_INIT
 from .tokens import token_expiry
 

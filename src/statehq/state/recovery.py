@@ -18,7 +18,7 @@ from ..redact import get_logger
 from ..store import HistoryEntry, SessionStatus, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
-from .channels import ChannelId, member_of_key
+from .channel_ids import ChannelId, member_of_key
 from .model import STAGE_INIT
 
 if TYPE_CHECKING:

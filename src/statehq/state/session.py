@@ -28,12 +28,12 @@ from ..store import DEFAULT_PRESERVE, Lease, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
 from ..store.operations import Outbox
-from .channels import ChannelId
+from .channel_ids import ChannelId
 from .documents import active_flow, merge_patch
 from .model import STAGE_AUTH, STAGE_INIT, STAGE_MENU, fresh_validation
 from .reading import SessionReader
+from .staging import Change, StagedTurn
 from .tokens import token_expiry
-from .turn import Change, StagedTurn
 from .validator import watched
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class MemberSession(SessionReader):
         *,
         expired: bool = False,
         recovered: RecoveryResult | None = None,
-        lease: Any = None,
+        lease: Lease | None = None,
     ) -> None:
         self.manager = manager
         self.key = key

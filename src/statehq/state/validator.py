@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from ..errors import StateValidationError, Violation
 from ..redact import SECRET_FIELDS, looks_like_token, redact_text
 from ..store.codec import STORE_FIELDS
-from .channels import CHANNEL_TYPES
+from .channel_ids import CHANNEL_TYPES
 from .model import TOP_LEVEL_FIELDS, MemberState
 from .stages import Stages
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..digits import is_digits
 from ..errors import InvalidInput
-from ..numbers import is_digits
 from ..redact import SECRET_FIELDS, redact_text, redact_value
 from .requests import Command, Operation, Script
 
