@@ -109,11 +109,8 @@ def test_show_missing_member(data_dir: Path) -> None:
 def test_health(data_dir: Path) -> None:
     result = statehq(data_dir, "health")
     assert result.returncode == 0, result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()] == [
-        "connection",
-        "state",
-        "lease",
-    ]
+    lines = [line.split()[:2] for line in result.stdout.splitlines()]
+    assert lines == [["connection", "ok"], ["scripts", "ok"], ["lease", "ok"], ["state", "ok"]]
 
 
 def test_shell_reads_commands_from_stdin(data_dir: Path) -> None:

@@ -425,11 +425,11 @@ def test_an_unavailable_store_is_503_and_an_unexpected_error_is_a_plain_500(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError(f"boom with {TOKEN} inside")
 
-    monkeypatch.setattr(manager.store, "route", down)
+    monkeypatch.setattr(manager.store, "resolve", down)
     response = api.get(f"/admin/members/{PHONE}")
     assert response.status_code == 503
     assert "cannot reach the server" in body_of(response)["error"]
-    monkeypatch.setattr(manager.store, "route", broken)
+    monkeypatch.setattr(manager.store, "resolve", broken)
     response = api.get(f"/admin/members/{PHONE}")
     assert response.status_code == 500
     assert body_of(response) == {"error": "internal error"}

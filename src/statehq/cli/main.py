@@ -22,6 +22,7 @@ Exit status: 0 on success, 1 when statehq refused or failed (the message says wh
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shlex
 import sys
@@ -37,8 +38,9 @@ from ..flows import bot_stages, open_bot
 from ..flows.loading import add_bot_commands
 from ..redact import redact_text, redact_value
 from ..state import StateManager
-from ..store import StateStore
+from ..store import AsyncStateStore, StateStore
 from ..store.embedded import EmbeddedValkey
+from ..store.health import check_health
 from . import chat, dead
 
 PROMPT = "statehq> "
@@ -148,7 +150,7 @@ def run_state(manager: StateManager, args: argparse.Namespace) -> int:
     store, who = manager.store, args.member
     if args.action == "audit":
         return _print_audit(manager.audit.read(who, args.since, args.limit))
-    key = manager.store.route(_key(who)) or _key(who)
+    key = manager.store.resolve(_key(who))
     if args.action == "show":
         snap = store.get(key)
         if snap is None:
@@ -210,17 +212,19 @@ def _print_audit(entries: Sequence[Any]) -> int:
 
 
 def run_health(store: StateStore) -> int:
-    """Check connection, scripts, lease and a state round trip."""
-    probe = "statehq-health-probe"
-    store.ping()
-    print("connection   ok")
-    snap = store.update(probe, {"probe": True})
-    assert store.get(probe) is not None
-    print(f"state        ok (round trip at version {snap.version})")
-    with store.lease(probe, ttl=5) as lease:
-        print(f"lease        ok (token {lease.token})")
-    store.delete(probe)
-    return 0
+    """Check connection, scripts, lease and a state round trip (as ``/healthz`` does)."""
+    url = store.url
+
+    async def check() -> tuple[bool, dict[str, Any]]:
+        async with await AsyncStateStore.open(url=url, settings=store.settings) as astore:
+            return await check_health(astore, timeout=max(store.settings.store_timeout, 5.0))
+
+    ok, checks = asyncio.run(check())
+    for name, result in checks.items():
+        said = "ok" if result["ok"] else f"FAILED: {result.get('error', '')}"
+        extra = ", ".join(f"{k} {v}" for k, v in result.items() if k not in ("ok", "error"))
+        print(redact_text(f"{name:<12} {said}{f' ({extra})' if extra else ''}"))
+    return 0 if ok else 1
 
 
 def run_serve(args: argparse.Namespace) -> int:

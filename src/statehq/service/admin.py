@@ -206,7 +206,7 @@ def _recover(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
 def _session_key(manager: StateManager, who: str) -> str:
     """The key ``who``'s session lives under, following a binding (as the CLI does)."""
     key = session_key_for(who)
-    return manager.store.route(key) or key
+    return manager.store.resolve(key)
 
 
 def _no_session(manager: StateManager, who: str, key: str, then: str = "") -> Refused:

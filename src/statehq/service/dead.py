@@ -200,5 +200,5 @@ def drop_dead(store: StateStore, letter: DeadLetter, *, reason: str) -> bool:
 
 def _audit(store: StateStore, letter: DeadLetter, event: str, reason: str) -> None:
     detail = {"message_id": letter.id, "attempts": letter.attempts, "error": letter.error[:300]}
-    session_key = store.route(letter.sender) or letter.sender
+    session_key = store.resolve(letter.sender)
     store.audit_append(session_key, AuditEvent(event, letter.sender, reason, detail))

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -26,149 +23,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import metrics
-from ..errors import LeaseBusy, StateError
-from ..redact import redact_text
-from ..store import AsyncStateStore, Lease
-from ..store.connection import ScriptBook
-from ..store.keys import KeySpace
-from ..store.requests import Command, Operation
+from ..errors import StateError
+from ..store import AsyncStateStore
+from ..store.health import check_health, check_ready
 from .inbox import Inbox
 
 STAGE_SAMPLE = 5000
 STAGE_CACHE_SECONDS = 15.0
 METRICS_WAIT = 0.25  # seconds /metrics waits for fresh store gauges before answering
-
-
-PROBE = "healthz-probe"
-"""The one session key /healthz writes (and deletes): health never grows the store."""
-LEASE_PATIENCE = 0.5  # seconds /healthz waits for another process's probe to finish
-
-
-async def check_health(
-    store: AsyncStateStore, *, timeout: float = 2.0, lock: asyncio.Lock | None = None
-) -> tuple[bool, dict[str, Any]]:
-    """Run every check within ``timeout`` s; (all passed, {check: {"ok": bool, ...}}).
-
-    The checks write only the fixed :data:`PROBE` session (reused, never a new key), under
-    its lease so probes of several processes never disturb each other. ``lock``
-    serialises this process's probes.
-    """
-    checks: dict[str, Any] = {}
-    give_up = time.monotonic() + timeout
-
-    async def run(name: str, check: Any) -> None:
-        started = time.perf_counter()
-        left = give_up - time.monotonic()
-        try:
-            if left <= 0:
-                raise TimeoutError
-            detail = await asyncio.wait_for(check(), left)
-        except StateError as error:
-            checks[name] = {"ok": False, "error": redact_text(str(error))}
-            return
-        except TimeoutError:
-            checks[name] = {"ok": False, "error": f"no answer within {timeout:g} s"}
-            return
-        checks[name] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2)}
-        if detail:
-            checks[name].update(detail)
-
-    async def connection() -> None:
-        await store.ping()
-
-    async def scripts() -> dict[str, Any]:
-        return dict(await store.execute(_load_scripts()))
-
-    held: list[Lease] = []
-
-    async def lease() -> dict[str, Any]:
-        got = await _probe_lease(store)
-        if got is None:
-            return {"busy": "another process was probing; its round trip stands for ours"}
-        held.append(got)
-        return {"token": got.token}
-
-    async def state() -> dict[str, Any]:
-        if not held:
-            return {"skipped": "the probe's lease was busy"}
-        written = await store.update(PROBE, {"probe": True}, lease=held[0])
-        read = await store.get(PROBE)
-        await store.delete(PROBE)
-        if read is None or read.version != written.version:
-            raise StateError("the probe document did not read back as written")
-        return {"version": written.version}
-
-    async with lock or contextlib.nullcontext():
-        await run("connection", connection)
-        for name, check in (("scripts", scripts), ("lease", lease), ("state", state)):
-            if checks["connection"]["ok"]:
-                await run(name, check)
-            else:
-                checks[name] = {"ok": False, "error": "skipped: no connection"}
-        for got in held:
-            with contextlib.suppress(StateError, TimeoutError):
-                await asyncio.wait_for(
-                    store.release_lease(got), max(give_up - time.monotonic(), 0.1)
-                )
-    return all(c["ok"] for c in checks.values()), checks
-
-
-async def _probe_lease(store: AsyncStateStore) -> Lease | None:
-    """The probe's lease, waiting briefly for another process's probe; None if still busy."""
-    give_up = time.monotonic() + LEASE_PATIENCE
-    while True:
-        try:
-            return await store.lease(PROBE, ttl=5, holder=f"healthz-{os.getpid()}")
-        except LeaseBusy:
-            if time.monotonic() > give_up:
-                return None
-            await asyncio.sleep(0.02)
-
-
-async def check_ready(store: AsyncStateStore, *, timeout: float = 2.0) -> tuple[bool, str]:
-    """Does the store answer, with every script loaded (loading any it forgot)? (ready, why)
-
-    Writes no key: a restarted server forgets its scripts, and loading them back is
-    what makes it ready again.
-    """
-    try:
-        async with asyncio.timeout(timeout):
-            await store.execute(_load_scripts())
-    except StateError as error:
-        return False, redact_text(str(error))
-    except TimeoutError:
-        return False, f"the store did not answer within {timeout:g} s"
-    return True, "ready"
-
-
-def _load_scripts() -> Operation:
-    """Make sure every script is in the server's cache; how many there are."""
-    book = ScriptBook()
-    names = list(book.shas)
-    present = yield Command(("SCRIPT", "EXISTS", *(book.shas[n] for n in names)))
-    missing = [n for n, there in zip(names, present, strict=True) if not there]
-    for name in missing:
-        yield Command(("SCRIPT", "LOAD", book.sources[name]))
-    return {"loaded": len(names), "reloaded": len(missing)}
-
-
-def _stages(keys: KeySpace) -> Operation:
-    """Live sessions by stage, over at most STAGE_SAMPLE sessions."""
-    counts: dict[str, int] = {}
-    cursor, seen = "0", 0
-    while True:
-        cursor_raw, found = yield Command(
-            ("SCAN", cursor, "MATCH", keys.doc_pattern(), "COUNT", "1000")
-        )
-        cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
-        for key in found:
-            raw = yield Command(("HGET", key.decode(), "stage"))
-            stage = json.loads(raw) if raw else "INIT"
-            label = stage if isinstance(stage, str) else "INIT"
-            counts[label] = counts.get(label, 0) + 1
-            seen += 1
-        if cursor == "0" or seen >= STAGE_SAMPLE:
-            return counts
 
 
 class MetricsView:
@@ -177,7 +39,6 @@ class MetricsView:
     def __init__(self, store: AsyncStateStore) -> None:
         self.store = store
         self.inbox = Inbox(store.settings)
-        self.keys = KeySpace(store.settings.key_prefix)
         self._stages_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -199,7 +60,7 @@ class MetricsView:
         now_ms = time.time() * 1000
         metrics.QUEUE_AGE.set(max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0)
         if time.monotonic() - self._stages_at > STAGE_CACHE_SECONDS:
-            counts = await self.store.execute(_stages(self.keys))
+            counts = await self.store.stage_counts(STAGE_SAMPLE)
             metrics.SESSIONS_BY_STAGE.clear()
             for stage, count in counts.items():
                 metrics.SESSIONS_BY_STAGE.labels(stage).set(count)

@@ -197,7 +197,7 @@ async def _record(store: AsyncStateStore, rejected: list[Rejected]) -> None:
             "webhook update rejected (%s): %s", bad.reason, redact_text(clean_text(bad.detail))
         )
         channel = f"whatsapp:{bad.sender}" if bad.sender else ""
-        session_key = (await store.route(channel) or channel) if channel else TRAIL
+        session_key = await store.resolve(channel) if channel else TRAIL
         detail = {"message_id": bad.message_id, "reason": bad.reason}
         event = AuditEvent("message.rejected", channel, clean_text(bad.detail)[:300], detail)
         await store.audit_append(session_key, event)

@@ -374,4 +374,4 @@ class Worker:
         self.store.audit_append(session_key, AuditEvent(event, sender, reason, detail))
 
     def _session_key(self, sender: str) -> str:
-        return self.store.route(sender) or sender
+        return self.store.resolve(sender)

@@ -15,8 +15,8 @@ from redis.exceptions import NoScriptError, RedisError
 from ..config import Settings
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
+from . import maintenance, routes
 from . import requests as ops
-from . import routes
 from .audit import AuditEntry, AuditEvent, TailEntry
 from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
 from .embedded import EmbeddedValkey
@@ -282,6 +282,21 @@ class AsyncStateStore:
     async def route(self, session: str) -> str | None:
         """The session key ``session`` is bound to, or None."""
         result: str | None = await self._run(routes.route(self._ops, session))
+        return result
+
+    async def resolve(self, session: str) -> str:
+        """The key ``session``'s conversation lives under now: its member's once bound."""
+        result: str = await self._run(routes.resolve(self._ops, session))
+        return result
+
+    async def load_scripts(self) -> dict[str, int]:
+        """Load any script the server forgot; how many there are and how many were loaded."""
+        result: dict[str, int] = await self._run(maintenance.load_scripts())
+        return result
+
+    async def stage_counts(self, sample: int = 5000) -> dict[str, int]:
+        """Live sessions by stage, counted over at most ``sample`` of them."""
+        result: dict[str, int] = await self._run(maintenance.stage_counts(self._ops.keys, sample))
         return result
 
     async def ping(self) -> None:

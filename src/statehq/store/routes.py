@@ -34,6 +34,12 @@ def route(ops: Operations, session: str) -> Operation:
     return target.decode() if isinstance(target, bytes) else target
 
 
+def resolve(ops: Operations, session: str) -> Operation:
+    """The key ``session``'s conversation lives under now: its member's once bound, else itself."""
+    target = yield from route(ops, session)
+    return target or session
+
+
 def bind(
     ops: Operations, session: str, copied_version: int, target: str, event: AuditEvent
 ) -> Operation:

@@ -14,7 +14,7 @@ from redis.exceptions import NoScriptError, RedisError
 from ..config import Settings
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
-from . import codec, routes
+from . import codec, maintenance, routes
 from . import requests as ops
 from .audit import AuditEntry, AuditEvent, TailEntry
 from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
@@ -136,9 +136,13 @@ class StateStore:
             self._client.execute_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
             return self._client.execute_command(*call)  # type: ignore[no-untyped-call]
 
+    @property
+    def url(self) -> str:
+        """Where this store is connected: the embedded server's socket, or the Redis URL."""
+        return self._server.url if self._server else self.settings.redis_url or "?"
+
     def _where(self) -> str:
-        url = self._server.url if self._server else self.settings.redis_url or "?"
-        return f"statehq store at {redact_url(url)}"
+        return f"statehq store at {redact_url(self.url)}"
 
     # -- public API ----------------------------------------------------------------------
 
@@ -350,6 +354,21 @@ class StateStore:
     def route(self, session: str) -> str | None:
         """The session key ``session`` is bound to, or None."""
         result: str | None = self._run(routes.route(self._ops, session))
+        return result
+
+    def resolve(self, session: str) -> str:
+        """The key ``session``'s conversation lives under now: its member's once bound."""
+        result: str = self._run(routes.resolve(self._ops, session))
+        return result
+
+    def load_scripts(self) -> dict[str, int]:
+        """Load any script the server forgot; how many there are and how many were loaded."""
+        result: dict[str, int] = self._run(maintenance.load_scripts())
+        return result
+
+    def stage_counts(self, sample: int = 5000) -> dict[str, int]:
+        """Live sessions by stage, counted over at most ``sample`` of them."""
+        result: dict[str, int] = self._run(maintenance.stage_counts(self._ops.keys, sample))
         return result
 
     def bind(self, session: str, copied_version: int, target: str, event: AuditEvent) -> str:
