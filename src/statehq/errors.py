@@ -20,6 +20,7 @@ StateError                      anything statehq refuses or cannot do
 ├── SessionMoved                the session was bound to a member and lives under its key
 ├── SessionEnded                the session expired or was removed while it was being used
 ├── NoSession                   no session, live or remembered, to act on (reset, rollback)
+├── NoLiveSession               no live session to show or roll back (it expired, or never was)
 ├── IdentityError               a channel is already bound elsewhere, or is not bound
 └── StoreUnavailable            the Redis/Valkey server cannot be reached or refused the command
     ├── StoreFull               the server hit its memory limit; nothing was evicted or written
@@ -225,6 +226,15 @@ class NoSession(StateError):
             f"no session for {session_key!r} (none live, none in history): nothing to {action}. "
             f"Check the member id or phone number"
         )
+
+
+class NoLiveSession(StateError):
+    """``who`` has no live session to show or roll back; ``status`` says expired or none."""
+
+    def __init__(self, who: str, status: str, then: str = "") -> None:
+        self.who = who
+        self.status = status
+        super().__init__(f"no live session for {who} ({status}){then}")
 
 
 class IdentityError(StateError):

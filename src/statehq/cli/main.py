@@ -33,7 +33,7 @@ from typing import Any
 from .. import __version__
 from ..config import Settings
 from ..digits import is_digits
-from ..errors import ConfigError, StateError, VersionConflict
+from ..errors import ConfigError, NoLiveSession, StateError, VersionConflict
 from ..flows import bot_stages, open_bot
 from ..flows.loading import add_bot_commands
 from ..redact import redact_text, redact_value
@@ -147,19 +147,24 @@ def _print_json(value: Any) -> None:
 
 def run_state(manager: StateManager, args: argparse.Namespace) -> int:
     """Carry out one ``state`` action; returns the exit status."""
-    store, who = manager.store, args.member
     if args.action == "audit":
-        return _print_audit(manager.audit.read(who, args.since, args.limit))
-    key = manager.store.resolve(_key(who))
+        return _print_audit(manager.audit.read(args.member, args.since, args.limit))
+    try:
+        return _run_state_action(manager, args)
+    except NoLiveSession as none:
+        print(none)
+        return 1
+
+
+def _run_state_action(manager: StateManager, args: argparse.Namespace) -> int:
+    who = args.member
+    key = manager.session_key(who)
     if args.action == "show":
-        snap = store.get(key)
-        if snap is None:
-            print(f"no live session for {who} ({store.status(key).value})")
-            return 1
+        key, snap = manager.show(who)
         print(f"{key}: version {snap.version}, expires in {snap.ttl:.0f} s" if snap.ttl else key)
         _print_json(snap.doc)
     elif args.action == "history":
-        entries = store.history(key, skip_corrupt=True)
+        key, entries = manager.history(who)
         if not entries:
             print(f"no history for {who}")
         for entry in entries:
@@ -172,10 +177,7 @@ def run_state(manager: StateManager, args: argparse.Namespace) -> int:
         snap = session.update_state(args.patch, reason=args.reason)
         print(f"{session.key} is now at version {snap.version}")
     elif args.action == "rollback":
-        if store.get(key) is None:
-            print(f"no live session for {who} ({store.status(key).value}); nothing to roll back")
-            return 1
-        snap = manager.open(who).rollback(args.version, reason=args.reason)
+        snap = manager.rollback(who, args.version, reason=args.reason)
         print(f"restored version {args.version} of {key} as version {snap.version}")
     elif args.action == "recover":
         result = manager.recover(who, reason=args.reason)

@@ -55,6 +55,7 @@ from ..errors import (
     InvalidInput,
     InvalidMemberId,
     LeaseError,
+    NoLiveSession,
     NoSession,
     SessionEnded,
     SessionMoved,
@@ -136,10 +137,7 @@ def admin_routes(manager: StateManager, token: str | None) -> list[BaseRoute]:
 
 
 def _show(manager: StateManager, who: str, _: Args) -> dict[str, Any]:
-    key = _session_key(manager, who)
-    snap = manager.store.get(key)
-    if snap is None:
-        raise _no_session(manager, who, key)
+    key, snap = manager.show(who)
     return {
         "key": key,
         "status": "active",
@@ -150,8 +148,7 @@ def _show(manager: StateManager, who: str, _: Args) -> dict[str, Any]:
 
 
 def _history(manager: StateManager, who: str, _: Args) -> dict[str, Any]:
-    key = _session_key(manager, who)
-    entries = manager.store.history(key, skip_corrupt=True)
+    key, entries = manager.history(who)
     versions = [
         {"version": e.version, "last_updated": e.last_updated, "state": redact_value(e.doc)}
         for e in entries
@@ -171,26 +168,23 @@ def _audit(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
 
 
 def _rollback(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
-    key = _session_key(manager, who)
-    if manager.store.get(key) is None:
-        raise _no_session(manager, who, key, "; nothing to roll back")
-    session = manager.open(who)
-    snap = session.rollback(args["version"], reason=args["reason"])
+    snap = manager.rollback(who, args["version"], reason=args["reason"])
+    key = manager.session_key(who)
     log.info(
         "admin api: restored version %d of %s as version %d", args["version"], key, snap.version
     )
-    return {"key": session.key, "restored": args["version"], "version": snap.version}
+    return {"key": key, "restored": args["version"], "version": snap.version}
 
 
 def _reset(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
-    key = _session_key(manager, who)
+    key = manager.session_key(who)
     snap = manager.reset(who, reason=args["reason"])
     log.info("admin api: reset %s to version %d", key, snap.version)
     return {"key": key, "version": snap.version}
 
 
 def _recover(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
-    key = _session_key(manager, who)
+    key = manager.session_key(who)
     result = manager.recover(who, reason=args["reason"])
     if result.outcome != "healthy":
         log.info("admin api: recovery of %s: %s", key, result.outcome)
@@ -201,17 +195,6 @@ def _recover(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
         "restored_from": result.restored_from,
         "problem": redact_text(result.problem),
     }
-
-
-def _session_key(manager: StateManager, who: str) -> str:
-    """The key ``who``'s session lives under, following a binding (as the CLI does)."""
-    key = session_key_for(who)
-    return manager.store.resolve(key)
-
-
-def _no_session(manager: StateManager, who: str, key: str, then: str = "") -> Refused:
-    status = manager.store.status(key).value
-    return Refused(404, f"no live session for {who} ({status}){then}", {"status": status})
 
 
 # -- reading the request ----------------------------------------------------------------------
@@ -303,6 +286,8 @@ def _route(
             return _json({"error": redact_text(refused.message), **refused.extra}, refused.status)
         except ClientDisconnect:
             return _json({"error": "the client went away before sending the body"}, 400)
+        except NoLiveSession as none:
+            return _json({"error": redact_text(str(none)), "status": none.status}, 404)
         except StateError as exc:
             return _state_error(request, exc)
         except Exception:

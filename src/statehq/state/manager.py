@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from .. import metrics
-from ..errors import CorruptState, SessionMoved, VersionConflict
-from ..store import Lease, SessionStatus, Snapshot, StateStore
+from ..errors import CorruptState, NoLiveSession, SessionMoved, VersionConflict
+from ..store import HistoryEntry, Lease, SessionStatus, Snapshot, StateStore
 from ..store.audit import AuditEntry, AuditEvent, TailEntry
 from ..store.operations import Clock, utc_now
 from . import identity, recovery
@@ -107,6 +107,40 @@ class StateManager:
         """Replace a session with the safe state that keeps identity (audited)."""
         channel, key = self._resolve(who)
         return recovery.reset(self, key, channel, reason)
+
+    # -- the operator's actions (the CLI and the admin API both call these) ----------------
+
+    def session_key(self, who: ChannelId | str) -> str:
+        """The key ``who``'s conversation lives under now, following a binding."""
+        key = who.key if isinstance(who, ChannelId) else session_key_for(who)
+        return self.store.resolve(key)
+
+    def show(self, who: ChannelId | str) -> tuple[str, Snapshot]:
+        """The live session of ``who`` (its key and snapshot), read without touching it.
+
+        Raises :class:`NoLiveSession` (saying expired or none) when there is none.
+        """
+        key = self.session_key(who)
+        snap = self.store.get(key)
+        if snap is None:
+            raise NoLiveSession(str(who), self.store.status(key).value)
+        return key, snap
+
+    def history(self, who: ChannelId | str) -> tuple[str, list[HistoryEntry]]:
+        """The versions kept for rollback, newest first (unreadable ones skipped)."""
+        key = self.session_key(who)
+        return key, self.store.history(key, skip_corrupt=True)
+
+    def rollback(self, who: ChannelId | str, version: int, *, reason: str) -> Snapshot:
+        """Restore ``version`` from history as a new version (validated, audited).
+
+        Raises :class:`NoLiveSession` when there is no live session to roll back.
+        """
+        key = self.session_key(who)
+        if self.store.get(key) is None:
+            status = self.store.status(key).value
+            raise NoLiveSession(str(who), status, "; nothing to roll back")
+        return self.open(who).rollback(version, reason=reason)
 
     def unbind(self, channel: ChannelId | str, *, reason: str = "operator") -> str:
         """Detach a channel identity from its member (a number that changed hands)."""
