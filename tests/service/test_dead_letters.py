@@ -23,9 +23,9 @@ from statehq import StateStore
 from statehq.flows import Headquarters
 from statehq.service.dead import list_dead
 from statehq.service.delivery import WhatsAppDelivery
-from statehq.service.inbox import Inbox, Update
 from statehq.service.worker import Worker, WorkerSettings
 from statehq.store.embedded import EmbeddedValkey
+from statehq.store.inbox import Inbox, Update
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
 

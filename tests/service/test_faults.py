@@ -49,9 +49,9 @@ from service_kit import (
 
 from statehq import Settings, StateStore
 from statehq.errors import StateError, StoreUnavailable
-from statehq.service.inbox import Inbox, Update
 from statehq.service.processes import open_worker
 from statehq.store.embedded import EmbeddedValkey
+from statehq.store.inbox import Inbox, Update
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
 

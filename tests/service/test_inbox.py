@@ -10,8 +10,8 @@ from service_kit import new_phone
 from statehq import StateStore
 from statehq.flows import Headquarters
 from statehq.service.delivery import WhatsAppDelivery
-from statehq.service.inbox import Inbox, Update
-from statehq.service.worker import Worker, WorkerSettings
+from statehq.service.worker import Worker, WorkerSettings, inbound_of
+from statehq.store.inbox import Inbox, Update
 from statehq.store.operations import Outbox
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
@@ -26,7 +26,7 @@ def test_a_message_is_one_version_and_a_repeat_is_a_duplicate(
 ) -> None:
     phone = new_phone()
     update = _update(phone, "hi")
-    inbound = update.inbound()
+    inbound = inbound_of(update)
     assert inbound is not None
     render = lambda replies: Outbox(update.channel, tuple(delivery.render(update, replies)))  # noqa: E731
     first = engine.process(inbound, outbox=render)
@@ -52,7 +52,7 @@ def test_a_worker_that_died_after_its_commit_is_not_repeated(
     # A first worker takes the message and commits its turn, then dies before the ack.
     taken = store.execute(inbox.next(update.channel))
     assert (taken.id, taken.attempts) == (update.id, 1)
-    inbound = update.inbound()
+    inbound = inbound_of(update)
     assert inbound is not None
     done = engine.process(
         inbound, outbox=lambda r: Outbox(update.channel, tuple(delivery.render(update, r)))

@@ -20,10 +20,10 @@ from service_kit import answered, new_phone
 from statehq import Settings, StateStore, StoreFull
 from statehq.credex.app import build_engine, open_ledger
 from statehq.service.delivery import WhatsAppDelivery
-from statehq.service.inbox import Inbox, Update
 from statehq.service.worker import Worker, WorkerSettings
 from statehq.store.connection import SCRIPT_NAMES, script_sources
 from statehq.store.embedded import EmbeddedValkey
+from statehq.store.inbox import Inbox, Update
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
 

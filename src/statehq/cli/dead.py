@@ -1,7 +1,7 @@
 """``statehq dead list|show|replay|drop``: the updates workers set aside, and what to do next.
 
 An update whose handling kept failing is kept as a dead letter with its error (see
-:mod:`statehq.service.dead`). Once the cause is fixed, replay it (back into its sender's
+the statehq.service.dead module). Once the cause is fixed, replay it (back into its sender's
 inbox, in timestamp order); or drop it when it should never run. Both are audited in
 the sender's trail with ``--reason``.
 """
@@ -16,13 +16,13 @@ from typing import Any
 from ..redact import redact_text, redact_value
 from ..service.dead import (
     AmbiguousDeadLetter,
-    DeadLetter,
     drop_dead,
     find_dead,
     list_dead,
     replay_dead,
 )
 from ..store import StateStore
+from ..store.dead_letters import DeadLetter
 
 EXAMPLES = """examples:
   statehq dead list

@@ -33,9 +33,9 @@ from ..state import StateManager
 from ..store import AsyncStateStore, StateStore
 from ..store.connection import redact_url
 from ..store.embedded import EmbeddedValkey
+from ..store.inbox import Inbox
 from .admin import admin_routes
 from .health import health_routes
-from .inbox import Inbox
 from .processes import WorkerProcesses, open_worker
 from .webhook import PATH, webhook_routes
 

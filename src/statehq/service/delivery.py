@@ -8,7 +8,7 @@ from ..channels import whatsapp
 from ..channels.graph import GraphSender, SendResult
 from ..flows import Message
 from ..state import ChannelId
-from .inbox import Update
+from ..store.inbox import Update
 from .replies import reply_entries
 
 

@@ -26,7 +26,7 @@ from .. import metrics
 from ..errors import StateError
 from ..store import AsyncStateStore
 from ..store.health import check_health, check_ready
-from .inbox import Inbox
+from ..store.inbox import Inbox
 
 STAGE_SAMPLE = 5000
 STAGE_CACHE_SECONDS = 15.0

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from ..flows import Message
 from ..state import ChannelId
-from .inbox import Update, entry
+from ..store.inbox import Update, entry
 
 
 class DeliveryReport(Protocol):

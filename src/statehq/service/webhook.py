@@ -3,7 +3,7 @@
 A POST is refused (nothing written) only when it is not Meta's: too big (413), unsigned
 (401), signed with another secret (403) or not JSON at all (400). Otherwise every message
 and status of every entry and change is queued in its sender's inbox
-(:mod:`statehq.service.inbox`) and only then does Meta get its 200. A store that cannot
+(:mod:`statehq.store.inbox`) and only then does Meta get its 200. A store that cannot
 take them gets a 503 (the only 5xx), so Meta redelivers; updates already queued by a
 failed request are recognised by their ids then.
 
@@ -42,8 +42,8 @@ from ..errors import InvalidInput, StateError
 from ..redact import get_logger, redact_text
 from ..store import AsyncStateStore
 from ..store.audit import AuditEvent
+from ..store.inbox import Inbox, Update
 from ..store.keys import MAX_MESSAGE_ID_LENGTH, check_member_id, check_message_id
-from .inbox import Inbox, Update
 
 log = get_logger(__name__)
 

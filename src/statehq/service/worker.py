@@ -37,10 +37,11 @@ from ..errors import (
 )
 from ..flows import Headquarters, Inbound, Message, Text
 from ..redact import get_logger, redact_text
+from ..state import ChannelId
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
+from ..store.inbox import Claim, Inbox, Taken, Update
 from ..store.operations import Outbox
-from .inbox import Claim, Inbox, Taken, Update
 from .replies import Delivery, DeliveryReport
 
 log = get_logger(__name__)
@@ -70,6 +71,17 @@ class WorkerSettings:
         return delay * random.uniform(0.8, 1.2)
 
 
+UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
+"""Update kinds the flow engine takes; ``unsupported`` gets a polite reply, the rest none."""
+
+
+def inbound_of(update: Update) -> Inbound | None:
+    """The message for the flow engine, or None when the update must not move a flow."""
+    if update.kind not in UNDERSTOOD:
+        return None
+    return Inbound(ChannelId.parse(update.channel), update.id, update.text, update.choice)
+
+
 def _not_the_message(error: Exception) -> bool:
     """True for failures of the store or of the lease, which never count against an update.
 
@@ -86,7 +98,7 @@ class Worker:
 
     No update can stop a worker: whatever handling one raises is counted, logged once
     with its context, and retried with backoff; after ``max_attempts`` the update is
-    set aside as a dead letter (:mod:`statehq.service.dead`) and the sender's next
+    set aside as a dead letter (:mod:`statehq.store.dead_letters`) and the sender's next
     update goes on. Store trouble is not an update's fault: the worker pauses and
     carries on when the store is back, finishing first what the outage interrupted.
     """
@@ -225,7 +237,7 @@ class Worker:
         are known without reading the outbox (None: read it).
         """
         update = taken.update
-        inbound = update.inbound() if update is not None else None
+        inbound = inbound_of(update) if update is not None else None
         fresh = (
             update is not None and self.clock() - update.timestamp <= self.settings.max_message_age
         )

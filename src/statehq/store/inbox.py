@@ -4,7 +4,7 @@ The webhook answers 200 only after :meth:`Inbox.push` returned. Then workers pic
 sender with work (:meth:`Inbox.claim`), take that sender's lease, and drain its inbox
 oldest first (:meth:`Inbox.next`, :meth:`Inbox.ack`), and :meth:`Inbox.finish` the sender.
 An update whose handling keeps failing is set aside as a dead letter
-(:meth:`Inbox.bury`; see :mod:`statehq.service.dead`). The keys are listed in
+(:meth:`Inbox.bury`; see :mod:`statehq.store.dead_letters`). The keys are listed in
 :mod:`statehq.store.keys`: all in the sender's hash slot except the shared ready set.
 
 No sequence of partial failures leaves queued work unreachable: a sender leaves the
@@ -27,13 +27,9 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import InvalidInput
-from ..flows import Inbound
-from ..state import ChannelId
-from ..store.keys import KeySpace, MemberKeys, check_message_id
-from ..store.requests import Command, Operation, Script
+from .keys import KeySpace, MemberKeys, check_message_id
+from .requests import Command, Operation, Script
 
-UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
-"""Update kinds the flow engine takes; ``unsupported`` gets a polite reply, the rest none."""
 MAX_TIMESTAMP = 9_000_000_000
 """The latest timestamp (s) an update may carry: its inbox score must stay exact (< 2^53)."""
 
@@ -74,12 +70,6 @@ class Update:
             return cls(**fields)
         except (ValueError, TypeError, InvalidInput) as bad:
             raise InvalidInput(f"an inbox entry is not an update: {bad}") from bad
-
-    def inbound(self) -> Inbound | None:
-        """The message for the flow engine, or None when it must not move a flow."""
-        if self.kind not in UNDERSTOOD:
-            return None
-        return Inbound(ChannelId.parse(self.channel), self.id, self.text, self.choice)
 
 
 @dataclass(frozen=True)
