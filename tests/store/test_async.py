@@ -59,3 +59,11 @@ async def test_leases(astore: AsyncStateStore, member: str) -> None:
         with pytest.raises(LeaseLost):
             await astore.update(member, {"a": 1}, lease=lease)
         assert (await astore.update(member, {"a": 2}, lease=successor)).version == 1
+
+
+async def test_more_concurrent_calls_than_connections_wait_their_turn(
+    astore: AsyncStateStore,
+) -> None:
+    # A burst bigger than the pool queues for a connection; none is refused.
+    results = await asyncio.gather(*(astore.ping() for _ in range(300)), return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []

@@ -27,6 +27,10 @@ Patch = dict[str, Any]
 Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
+MAX_CONNECTIONS = 64
+"""Connections one AsyncStateStore opens at most; more concurrent calls wait their turn."""
+
+
 class AsyncStateStore:
     """The asyncio twin of :class:`~statehq.StateStore`: same methods, awaited.
 
@@ -74,12 +78,18 @@ class AsyncStateStore:
             server = EmbeddedValkey(resolved)
             await asyncio.to_thread(server.acquire)
             target = server.url
-        client = aioredis.Redis.from_url(
+        # A bounded pool that waits for a free connection (up to the timeout) instead of
+        # failing at once: under a burst of concurrent requests the 101st must queue,
+        # not answer "store unavailable" while the store is fine.
+        pool = aioredis.BlockingConnectionPool.from_url(
             target,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout or 5,
             socket_timeout=timeout or 10,
             socket_connect_timeout=timeout or 5,
             **reconnect_once(asyncio=True),
         )
+        client = aioredis.Redis.from_pool(pool)
         store = cls(client, resolved, clock=clock, server=server)
         try:
             await store.ping()
