@@ -34,6 +34,17 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
 RETRYABLE_CODES = frozenset({130429, 131056})
 """Graph error codes that mean "not now": the throughput and the pair rate limits."""
 DETAIL_LIMIT = 300
+CONNECT_TIMEOUT = 3.0  # seconds; a connection Meta does not accept by then will not come
+NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.LocalProtocolError,
+)
+"""Transport errors that prove Meta never got the whole request: retried. Any other (a
+read timeout, a connection dropped before the answer) may follow a delivery: not."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,8 @@ class GraphSender:
             "Authorization": f"Bearer {access_token}",
             "Content-Type": "application/json",
         }
-        self._timeout = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        connect = min(timeout, CONNECT_TIMEOUT)
+        self._timeout = {"connect": connect, "read": timeout, "write": timeout, "pool": connect}
         self._attempts = attempts
         self._backoff = backoff
         self._max_backoff = max_backoff
@@ -172,8 +184,13 @@ class GraphSender:
                 response.read()
             finally:
                 response.close()
-        except httpx.TransportError as exc:  # connection refused or reset, timeouts
+        except NOT_SENT as exc:  # the request never reached Meta whole: safe to send again
             return SendResult(False, None, None, None, type(exc).__name__, 1, True)
+        except httpx.TransportError as exc:
+            # Sent, but no answer: Meta may have delivered it, and a second post would
+            # reach the member twice. Given up at once (audited as message.failed).
+            detail = f"{type(exc).__name__}: sent without an answer; not resent"
+            return SendResult(False, None, None, None, detail, 1, False)
         try:
             payload = json.loads(response.content)
         except ValueError:

@@ -124,6 +124,7 @@ class Worker:
         self.inbox = Inbox(store.settings)
         # Senders whose lease release and finish the store refused: retried first.
         self._unfinished: list[tuple[Claim, Lease, float]] = []
+        self._lease_checked = 0.0  # when the current lease was last known to be ours
         # Replies delivered whose removal from the outbox failed, with (session key,
         # sender): removed before the sender's lease is given up, so never sent again.
         self._delivered: dict[str, tuple[str, str]] = {}
@@ -161,6 +162,7 @@ class Worker:
             delay = min(max(busy.retry_after, 0.01), 0.2)
             self.store.execute(self.inbox.defer(claim.sender, delay))
             return True
+        self._lease_checked = time.monotonic()
         try:
             delay = self._drain(claim.sender, lease)
         except BaseException:
@@ -193,11 +195,17 @@ class Worker:
 
     def _drain(self, sender: str, lease: Lease) -> float:
         """Process the sender's updates in order; the delay before it is due again."""
-        self._send_pending(sender, sender)
+        try:
+            return self._drain_leased(sender, lease)
+        except LeaseLost:
+            log.warning("%s lost the lease on %s; another goes on", self.name, sender)
+            return 0.0
+
+    def _drain_leased(self, sender: str, lease: Lease) -> float:
+        self._send_pending(sender, sender, lease)
         session_key = self._session_key(sender)
         if session_key != sender:
-            self._send_pending(session_key, sender)
-        renewed = time.monotonic()
+            self._send_pending(session_key, sender, lease)
         done: str | None = None  # processed, replies sent, acknowledged by the next call
         while not self.stop.is_set():
             taken = self.store.execute(self.inbox.next(sender, done=done))
@@ -215,20 +223,24 @@ class Worker:
                 if retry_in is not None:
                     return retry_in  # the sender's later updates wait behind this one
                 continue  # set aside: go on with the next
-            self._send_pending(session_key, sender, entries)
+            self._send_pending(session_key, sender, lease, entries)
             done = taken.id
-            # Renew once a third of the lease is gone, not after every update: the store
-            # checks the fencing token on every write, so a lapse is caught either way.
-            if time.monotonic() - renewed > self.settings.lease_ttl / 3:
-                try:
-                    self.store.renew_lease(lease)
-                except LeaseLost:
-                    log.warning("%s lost the lease on %s; another goes on", self.name, sender)
-                    return 0.0
-                renewed = time.monotonic()
+            self._keep_lease(lease)
         if done is not None:
             self.store.execute(self.inbox.ack(sender, done))
         return 0.0
+
+    def _keep_lease(self, lease: Lease) -> None:
+        """Renew the lease once a third of it is gone; LeaseLost if another took over.
+
+        Not after every update: the store checks the fencing token on every write, so a
+        lapse is caught there. But a reply is no write: before each one goes out the
+        lease must still be ours with time to spare, or a worker that was paused (a
+        slow Graph API, a stopped process) would send what its successor sends too.
+        """
+        if time.monotonic() - self._lease_checked > self.settings.lease_ttl / 3:
+            self.store.renew_lease(lease)
+            self._lease_checked = time.monotonic()
 
     def _handle(self, sender: str, taken: Taken, lease: Lease) -> tuple[str, list[str] | None]:
         """Process one update.
@@ -333,7 +345,7 @@ class Worker:
             self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
 
     def _send_pending(
-        self, session_key: str, sender: str, entries: list[str] | None = None
+        self, session_key: str, sender: str, lease: Lease, entries: list[str] | None = None
     ) -> None:
         """Send the outbox's replies in order; each leaves the outbox once sent or given up.
 
@@ -345,6 +357,7 @@ class Worker:
             entries = self.store.execute(self.inbox.outbox(session_key, sender))
         for raw in entries:
             if raw not in self._delivered:
+                self._keep_lease(lease)
                 self._deliver(session_key, sender, raw)
                 self._delivered[raw] = (session_key, sender)
             self.store.execute(self.inbox.sent(session_key, sender, raw))
