@@ -325,3 +325,45 @@ def test_the_service_answers_others_while_a_poison_update_fails(
         line for line in metrics.splitlines() if line.startswith("statehq_dead_letters_total ")
     ]
     assert float(dead_total.split()[1]) >= 1  # the counter is this test process's
+
+
+@pytest.mark.slow
+def test_a_worker_that_lost_its_lease_while_sending_sends_no_more(
+    store: StateStore, engine: Headquarters, fresh_graph: FakeGraph
+) -> None:
+    # Worker a commits a turn with two outbox entries (a read receipt, then the reply)
+    # and sends the first to a Graph API that takes longer than the whole lease. Worker b
+    # takes the sender over and sends the outbox. When a comes back, the lease is not its
+    # own any more: it must not send the reply too.
+    from statehq.channels.graph import GraphSender
+
+    fresh_graph.delay = 2.5
+    pacing = WorkerSettings(lease_ttl=1.0, retry_base=0.05)
+    senders = [GraphSender(fresh_graph.url, wh.PHONE_NUMBER_ID, "test-access-token") for _ in "ab"]
+    a, b = (
+        Worker(
+            store, engine, WhatsAppDelivery(s, mark_read=True), pacing, threading.Event(), name=n
+        )
+        for s, n in zip(senders, "ab", strict=True)
+    )
+    update = _text(new_phone())
+    store.execute(Inbox(store.settings).push([update]))
+    second = threading.Thread(target=b.run, daemon=True)
+    first = threading.Thread(target=a.step, daemon=True)
+    first.start()
+    time.sleep(0.3)  # a has claimed the sender and is sending the receipt
+    second.start()
+    try:
+        first.join(timeout=20)
+        reply = f"{update.id}#1"
+        fresh_graph.wait_for(
+            1, timeout=15, predicate=lambda r: r.body.get("biz_opaque_callback_data") == reply
+        )
+        time.sleep(3.0)  # anything a would still send would have arrived by now
+        sent = [r.body.get("biz_opaque_callback_data") for r in fresh_graph.received()]
+        assert sent.count(reply) == 1
+    finally:
+        b.stop.set()
+        second.join(timeout=10)
+        for sender in senders:
+            sender.close()
