@@ -244,12 +244,14 @@ def test_statehq_dead_lists_shows_replays_and_drops(
     replayed = _statehq(server_url, prefix, "dead", "replay", first.id, "--reason", "retry it")
     assert (replayed.returncode, replayed.stdout.split()[0]) == (0, "replayed")
     assert store.execute(Inbox(store.settings).next(first.channel)).id == first.id
-    dropped = _statehq(server_url, prefix, "dead", "drop", second.id, "--reason", "junk")
-    assert dropped.returncode == 0
+    blank = _statehq(server_url, prefix, "dead", "drop", second.id, "--reason", " ")
+    assert blank.returncode == 2  # a reason is required, and must say something
+    dropped = _statehq(server_url, prefix, "dead", "drop", second.id, "--reason", "junk\udce9")
+    assert dropped.returncode == 0, dropped.stderr
     assert list_dead(store) == []
     events = [e.event for e in store.audit_read(second.channel, limit=10)]
     assert events == ["message.dead", "dead.dropped"]
-    assert store.audit_read(second.channel, limit=10)[-1].reason == "junk"
+    assert store.audit_read(second.channel, limit=10)[-1].reason == "junk\ufffd"
     # Not found: 1. Bad usage: 2.
     assert _statehq(server_url, prefix, "dead", "show", "wamid.none").returncode == 1
     assert _statehq(server_url, prefix, "dead", "drop", second.id).returncode == 2  # no reason
@@ -296,6 +298,13 @@ def test_the_admin_api_lists_shows_replays_and_drops_dead_letters(impatient: Run
     assert api.get("/admin/dead/wamid.none", headers=auth).status_code == 404
     wrong = api.post(f"/admin/dead/{poison.id}/drop", json={"reason": 5}, headers=auth)
     assert wrong.status_code == 422
+    not_text = api.post(
+        f"/admin/dead/{poison.id}/drop",
+        content=b'{"reason": "\\ud800"}',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert not_text.status_code == 422
+    assert "lone surrogate" in not_text.json()["error"]
     assert len(list_dead(service.store)) == 1  # a refused request changed nothing
     dropped = api.post(f"/admin/dead/{poison.id}/drop", json={"reason": "junk"}, headers=auth)
     assert (dropped.status_code, dropped.json()["outcome"]) == (200, "dropped")

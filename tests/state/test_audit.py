@@ -132,3 +132,14 @@ def test_retention_by_age_and_the_trail_outlives_the_session(server_url: str, pr
         assert [e.event for e in manager.audit.read(PHONE)] == ["note"]
         time.sleep(1.2)
         assert manager.audit.read(PHONE) == []  # a quiet stream expires whole
+
+
+def test_text_that_is_no_utf_8_is_recorded_with_a_replacement_character(
+    store: StateStore, member: str
+) -> None:
+    # A lone surrogate (JSON's "\ud800") in a reason or a detail must not lose the entry.
+    event = AuditEvent("operator.note", "whatsapp:1", "caf\ud800", {"note": "x\udc00y"})
+    store.audit_append(member, event)
+    (entry,) = store.audit_read(member, limit=10)
+    assert entry.reason == "caf\ufffd"
+    assert entry.detail == {"note": "x\ufffdy"}

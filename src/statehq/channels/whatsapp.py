@@ -32,7 +32,8 @@ from ..digits import is_digits
 from ..errors import InvalidInput
 from ..flows import Buttons, Inbound, Message, Option, Text
 from ..state import ChannelId
-from ..store.keys import check_message_id, has_surrogate
+from ..store.keys import check_message_id
+from ..text import clean_text
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
@@ -44,7 +45,6 @@ MAX_TIMESTAMP = 9_000_000_000
 _TIMESTAMP_DIGITS = 20  # leading zeros are fine; thousands of digits are not read at all
 _SENDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _STATUS = re.compile(r"[a-z_]{1,40}")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class SignatureError(InvalidInput):
@@ -201,11 +201,6 @@ def _dict(value: Any) -> dict[str, Any]:
 def _shown(value: Any) -> str:
     """A value for a log line: short, and printable whatever it holds."""
     return clean_text(repr(value)[:80])
-
-
-def clean_text(text: str) -> str:
-    """``text`` with lone surrogates (which no UTF-8 can carry) replaced by U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text) if has_surrogate(text) else text
 
 
 def _id_of(raw: Any) -> str | None:

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from ..redact import redact_text, redact_value
+from ..service.admin_requests import MAX_REASON_LENGTH
 from ..service.dead import (
     AmbiguousDeadLetter,
     drop_dead,
@@ -23,6 +24,7 @@ from ..service.dead import (
 )
 from ..store import StateStore
 from ..store.dead_letters import DeadLetter
+from ..text import clean_text
 
 EXAMPLES = """examples:
   statehq dead list
@@ -54,8 +56,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for action in (listing, show, replay, drop):
         action.add_argument("--sender", help="only this sender's, e.g. whatsapp:263771234567")
         action.add_argument("--json", action="store_true", help="machine-readable output")
-    replay.add_argument("--reason", default="cli replay", help="recorded in the audit trail")
-    drop.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    replay.add_argument(
+        "--reason", type=_reason, default="cli replay", help="recorded in the audit trail"
+    )
+    drop.add_argument("--reason", type=_reason, required=True, help="why (in the audit trail)")
+
+
+def _reason(text: str) -> str:
+    """A reason for the audit trail: 1-200 characters of text (as the admin API takes)."""
+    reason = clean_text(text).strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"a reason is 1 to {MAX_REASON_LENGTH} characters, got {len(reason)}"
+        )
+    return reason
 
 
 def run(store: StateStore, args: argparse.Namespace) -> int:
@@ -66,7 +80,8 @@ def run(store: StateStore, args: argparse.Namespace) -> int:
         if args.action == "replay" and args.all:
             return _replay_all(store, args)
         if not args.id:
-            print("statehq: dead replay needs an ID, or --all", file=sys.stderr)
+            hint = ", or --all" if args.action == "replay" else ""
+            print(f"statehq: dead {args.action} needs an ID{hint}", file=sys.stderr)
             return 2
         letter = find_dead(store, args.id, args.sender)
     except AmbiguousDeadLetter as ambiguous:

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..digits import is_digits
+from ..text import has_surrogate
 
 DEFAULT_REASON = "admin api"
 """The audit reason of a write whose request gives none."""
@@ -45,6 +46,8 @@ def reason_of(body: Mapping[str, Any]) -> str:
         raise Refused(422, f"reason must be a string, got {shown(reason)}")
     if not reason.strip():
         raise Refused(422, f"reason must not be blank (omit it to record {DEFAULT_REASON!r})")
+    if has_surrogate(reason):
+        raise Refused(422, "reason holds a lone surrogate (like \\ud800), which is not text")
     if len(reason) > MAX_REASON_LENGTH:
         raise Refused(422, f"reason is {len(reason)} characters, the limit is {MAX_REASON_LENGTH}")
     return reason

@@ -32,7 +32,6 @@ from ..channels.whatsapp import (
     Batch,
     Rejected,
     SignatureError,
-    clean_text,
     parse_webhook,
     verify_signature,
 )
@@ -44,6 +43,7 @@ from ..store import AsyncStateStore
 from ..store.audit import AuditEvent
 from ..store.inbox import Inbox, Update
 from ..store.keys import MAX_MESSAGE_ID_LENGTH, check_member_id, check_message_id
+from ..text import clean_text
 
 log = get_logger(__name__)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..digits import is_digits
 from ..errors import InvalidInput
 from ..redact import SECRET_FIELDS, redact_text, redact_value
+from ..text import clean_text
 from .requests import Command, Operation, Script
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ class AuditEvent:
         if not self.event or not isinstance(self.event, str):
             raise InvalidInput(f"an audit event needs a name, got {self.event!r}")
         detail = json.dumps(redact_value(dict(self.detail or {})), ensure_ascii=False)
-        return [self.event, self.channel, redact_text(self.reason), detail]
+        # Text from outside may hold a lone surrogate: stored as U+FFFD, so an event is
+        # never lost to its wording (and an action is never left unaudited).
+        fields = (self.event, self.channel, redact_text(self.reason), detail)
+        return [clean_text(field) for field in fields]
 
 
 @dataclass(frozen=True)

@@ -34,22 +34,17 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidMemberId, InvalidMessageId
+from ..text import has_surrogate
 
 MAX_MEMBER_ID_LENGTH = 200
 MAX_MESSAGE_ID_LENGTH = 256
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
-
-
-def has_surrogate(text: str) -> bool:
-    """True when ``text`` holds a lone surrogate (JSON's ``"\\ud800"``): no UTF-8 encodes it."""
-    return _SURROGATE.search(text) is not None
 
 
 def check_member_id(member_id: object) -> str:
