@@ -256,10 +256,15 @@ def test_audit_lists_entries_with_a_limit_and_refuses_a_bad_one(
         {"until": "x"},
         {"since": "\u00b2"},  # a superscript two: str.isdigit says yes, int() says no
         {"until": "\u0663-0"},  # Arabic-Indic digits
+        {"since": "18446744073709551616"},  # past the largest stream id part (2**64 - 1)
+        {"since": "99999999999999999999-0"},
     ):
         refused = api.get("/admin/members/m1/audit", params=params)
         assert refused.status_code == 422, params
         assert next(iter(params)) in body_of(refused)["error"]
+    for since in ("1969-12-31T23:59:59+00:00", "0001-01-01T00:00:00Z"):  # before any entry
+        early = api.get("/admin/members/m1/audit", params={"since": since})
+        assert len(body_of(early)["entries"]) == len(events), since
 
 
 # -- writing ---------------------------------------------------------------------------------

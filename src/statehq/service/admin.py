@@ -69,6 +69,7 @@ from ..errors import (
 from ..redact import get_logger, redact_text, redact_value
 from ..state import StateManager
 from ..state.channel_ids import session_key_for
+from ..store.audit import is_stream_id
 from . import admin_dead
 from .admin_requests import (
     Args,
@@ -107,7 +108,6 @@ _STATUSES: tuple[tuple[type[StateError], int], ...] = (
 )
 """The HTTP status of each error statehq raises, most specific first; others are 500."""
 
-_ENTRY_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 _LIMIT = re.compile(r"[0-9]{1,6}")
 
 Operation = Callable[[StateManager, str, Args], dict[str, Any]]
@@ -211,7 +211,7 @@ async def _audit_query(request: Request) -> Args:
 def _since(text: str | None) -> datetime | str | None:
     if text is None:
         return None
-    if _ENTRY_ID.fullmatch(text):
+    if is_stream_id(text):
         return text
     try:
         moment = datetime.fromisoformat(text)

@@ -123,16 +123,28 @@ def stream_id(since: datetime | str | None) -> str:
     if isinstance(since, datetime):
         if since.tzinfo is None:
             raise InvalidInput("since must be timezone-aware (UTC), got a naive datetime")
-        return str(int(since.timestamp() * 1000))
-    if isinstance(since, str) and _is_stream_id(since):
+        return str(max(0, int(since.timestamp() * 1000)))  # before 1970: from the start
+    if isinstance(since, str) and is_stream_id(since):
         # An entry id: start just after it, so paging never repeats an entry.
         return f"({since}"
-    raise InvalidInput(f"since must be a datetime or an audit entry id, got {since!r}")
+    shown = repr(since[:60] if isinstance(since, str) else since)
+    raise InvalidInput(
+        f"since must be a datetime or an audit entry id like 1767225600000-0 (each part "
+        f"below 2**64, and not the last id there can be), got {shown}"
+    )
 
 
-def _is_stream_id(text: str) -> bool:
-    ms, _, seq = text.partition("-")
-    return is_digits(ms) and (seq == "" or is_digits(seq))
+_LAST_PART = 2**64 - 1
+
+
+def is_stream_id(text: str) -> bool:
+    """True for an audit entry id a read can start after (``<ms>[-<seq>]``, parts < 2**64)."""
+    ms, dash, seq = text.partition("-")
+    if not is_digits(ms) or (dash and not is_digits(seq)) or len(text) > 41:
+        return False
+    parts = (int(ms), int(seq) if seq else 0)
+    # Nothing comes after the very last id, so Redis refuses to start after it.
+    return all(part <= _LAST_PART for part in parts) and parts != (_LAST_PART, _LAST_PART)
 
 
 def check_limit(limit: object) -> int:
