@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from service_kit import ADMIN_TOKEN, Running, new_phone, service_settings, serving, settle
@@ -311,6 +312,23 @@ def test_the_admin_api_lists_shows_replays_and_drops_dead_letters(impatient: Run
     again = api.post(f"/admin/dead/{poison.id}/replay", json={}, headers=auth)
     assert again.status_code == 404
     settle(service)
+
+
+def test_a_dead_letter_whose_id_holds_a_slash_is_reachable_over_the_admin_api(
+    impatient: Running,
+) -> None:
+    service = impatient
+    poison = Update("wamid.HBgM/ab+c=", f"nochannel{new_phone()}", "text", int(time.time()), "x")
+    service.store.execute(Inbox(service.settings).push([poison]))
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    deadline = time.monotonic() + 20
+    while not list_dead(service.store):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    path = f"/admin/dead/{quote(poison.id, safe='')}"
+    assert service.http.get(path, headers=auth).json()["id"] == poison.id
+    dropped = service.http.post(f"{path}/drop", json={"reason": "junk"}, headers=auth)
+    assert (dropped.status_code, dropped.json()["outcome"]) == (200, "dropped")
 
 
 def test_the_service_answers_others_while_a_poison_update_fails(

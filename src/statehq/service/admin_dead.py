@@ -35,9 +35,11 @@ def routes(manager: StateManager, route: RouteMaker) -> list[Route]:
     """The dead-letter routes, built by the admin API's own route maker."""
     return [
         route("", manager, _list, _query, "GET", "admin-dead", under="/dead"),
-        route("", manager, _show, _query, "GET", "admin-dead-one", under="/dead/{id}"),
-        route("/replay", manager, _replay, _body, "POST", "admin-dead-replay", under="/dead/{id}"),
-        route("/drop", manager, _drop, _body, "POST", "admin-dead-drop", under="/dead/{id}"),
+        route("", manager, _show, _query, "GET", "admin-dead-one", under="/dead/{id:path}"),
+        route(
+            "/replay", manager, _replay, _body, "POST", "admin-dead-replay", under="/dead/{id:path}"
+        ),
+        route("/drop", manager, _drop, _body, "POST", "admin-dead-drop", under="/dead/{id:path}"),
     ]
 
 
