@@ -394,3 +394,22 @@ def test_a_worker_that_lost_its_lease_while_sending_sends_no_more(
         second.join(timeout=10)
         for sender in senders:
             sender.close()
+
+
+def test_every_dead_letter_is_found_and_counted_however_many_there_are(
+    store: StateStore,
+) -> None:
+    from statehq.service.dead import count_and_list, find_dead, iter_dead
+
+    inbox = Inbox(store.settings)
+    letters = [_text("", sender=f"nochannel{n}{new_phone()}") for n in range(7)]
+    for n, update in enumerate(letters):
+        store.execute(inbox.push([update]))
+        why = {"error": "x", "attempts": 1, "at": f"2026-12-03T00:00:0{n}+00:00"}
+        assert store.execute(inbox.bury(update.channel, update.id, why))
+    total, oldest = count_and_list(store, limit=5)
+    assert total == 7
+    assert [letter.id for letter in oldest] == [u.id for u in letters[:5]]
+    newest = letters[-1]
+    assert find_dead(store, newest.id).sender == newest.channel  # beyond the listed five
+    assert len(list(iter_dead(store))) == 7

@@ -17,9 +17,10 @@ from ..redact import redact_text, redact_value
 from ..service.admin_requests import MAX_REASON_LENGTH
 from ..service.dead import (
     AmbiguousDeadLetter,
+    count_and_list,
     drop_dead,
     find_dead,
-    list_dead,
+    iter_dead,
     replay_dead,
 )
 from ..store import StateStore
@@ -76,7 +77,14 @@ def run(store: StateStore, args: argparse.Namespace) -> int:
     """Carry out one ``dead`` action; returns the exit status (0, 1 none found, 2 usage)."""
     try:
         if args.action == "list":
-            return _list(list_dead(store, args.sender), args.json)
+            total, letters = count_and_list(store, args.sender)
+            if total > len(letters):
+                print(
+                    f"statehq: showing the oldest {len(letters):,} of {total:,} dead letters; "
+                    f"narrow with --sender",
+                    file=sys.stderr,
+                )
+            return _list(letters, args.json)
         if args.action == "replay" and args.all:
             return _replay_all(store, args)
         if not args.id:
@@ -125,7 +133,7 @@ def _show(letter: DeadLetter, as_json: bool) -> int:
 
 
 def _replay_all(store: StateStore, args: argparse.Namespace) -> int:
-    letters = list_dead(store, args.sender)
+    letters = list(iter_dead(store, args.sender))
     replayed = [letter for letter in letters if replay_dead(store, letter, reason=args.reason)]
     if args.json:
         _print_json({"replayed": [letter.id for letter in replayed]})

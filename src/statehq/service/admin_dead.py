@@ -22,7 +22,7 @@ from ..redact import get_logger, redact_value
 from ..state import StateManager
 from ..store.keys import check_member_id
 from .admin_requests import Args, Refused, json_object, reason_of, shown
-from .dead import drop_dead, find_dead, list_dead, replay_dead
+from .dead import count_and_list, drop_dead, find_dead, replay_dead
 
 log = get_logger(__name__)
 
@@ -44,8 +44,8 @@ def routes(manager: StateManager, route: RouteMaker) -> list[Route]:
 
 
 def _list(manager: StateManager, _: str, args: Args) -> dict[str, Any]:
-    letters = list_dead(manager.store, args["sender"])
-    return {"dead": [redact_value(letter.as_dict()) for letter in letters]}
+    total, letters = count_and_list(manager.store, args["sender"])
+    return {"total": total, "dead": [redact_value(letter.as_dict()) for letter in letters]}
 
 
 def _show(manager: StateManager, message_id: str, args: Args) -> dict[str, Any]:

@@ -12,6 +12,8 @@ One implementation of each action, used by ``statehq dead`` and the admin API al
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ..errors import InvalidInput, StateError
 from ..store import StateStore
 from ..store.audit import AuditEvent
@@ -33,29 +35,41 @@ class AmbiguousDeadLetter(InvalidInput):
 # -- the operator's actions (the CLI and the admin API call these) ---------------------------
 
 
-def list_dead(store: StateStore, sender: str | None = None) -> list[DeadLetter]:
-    """Every dead letter (of ``sender`` only, when given), oldest first."""
+def iter_dead(store: StateStore, sender: str | None = None) -> Iterator[DeadLetter]:
+    """Every dead letter (of ``sender`` only, when given), sender by sender: all of them."""
     dead = DeadLetters(Inbox(store.settings))
     senders = [sender] if sender is not None else store.execute(dead.senders())
-    letters: list[DeadLetter] = []
     for name in senders:
-        letters.extend(store.execute(dead.of(name)))
-        if len(letters) >= MAX_LISTED:
-            break
-    return sorted(letters, key=lambda letter: (letter.at, letter.sender, letter.id))[:MAX_LISTED]
+        yield from store.execute(dead.of(name))
+
+
+def count_and_list(
+    store: StateStore, sender: str | None = None, limit: int = MAX_LISTED
+) -> tuple[int, list[DeadLetter]]:
+    """How many dead letters there are, and the oldest ``limit`` of them, oldest first."""
+    letters = sorted(iter_dead(store, sender), key=lambda x: (x.at, x.sender, x.id))
+    return len(letters), letters[:limit]
+
+
+def list_dead(store: StateStore, sender: str | None = None) -> list[DeadLetter]:
+    """The oldest :data:`MAX_LISTED` dead letters (of ``sender`` only, when given)."""
+    return count_and_list(store, sender)[1]
 
 
 def find_dead(store: StateStore, message_id: str, sender: str | None = None) -> DeadLetter:
-    """The dead letter with ``message_id``; :class:`NoDeadLetter` when there is none."""
+    """The dead letter with ``message_id``, however many there are; NoDeadLetter if none."""
     check_message_id(message_id)
-    matches = [letter for letter in list_dead(store, sender) if letter.id == message_id]
+    dead = DeadLetters(Inbox(store.settings))
+    senders = [sender] if sender is not None else store.execute(dead.senders())
+    found = (store.execute(dead.find(name, message_id)) for name in senders)
+    matches: list[DeadLetter] = [letter for letter in found if letter is not None]
     if not matches:
         where = f" from {sender}" if sender else ""
         raise NoDeadLetter(f"no dead letter {message_id!r:.100}{where}; see `statehq dead list`")
     if len(matches) > 1:
-        senders = ", ".join(letter.sender for letter in matches)
+        named = ", ".join(letter.sender for letter in matches)
         raise AmbiguousDeadLetter(
-            f"dead letters of several senders have id {message_id!r:.100} ({senders}); "
+            f"dead letters of several senders have id {message_id!r:.100} ({named}); "
             f"name one with --sender"
         )
     return matches[0]

@@ -119,6 +119,15 @@ class DeadLetters:
         ]
         return sorted(letters, key=lambda letter: (letter.at, letter.id))
 
+    def find(self, sender: str, message_id: str) -> Operation:
+        """The sender's dead letter with ``message_id``, or None."""
+        k = self.keys.member(check_member_id(sender))
+        body = yield Command(("HGET", k.dead, message_id))
+        if body is None:
+            return None
+        why = yield Command(("HGET", k.dead_why, message_id))
+        return _letter(sender, message_id, body, why)
+
     def replay(self, letter: DeadLetter) -> Operation:
         """Requeue a dead letter and mark its sender ready; False if it was gone."""
         k = self.keys.member(letter.sender)
