@@ -49,7 +49,7 @@ log = get_logger(__name__)
 
 PATH = "/webhooks/whatsapp"
 MAX_BODY_BYTES = 3 * 1024 * 1024
-TRAIL = "webhook:whatsapp"
+TRAIL = "whatsapp:_rejected"
 """The audit trail of rejected updates that name no valid sender."""
 
 
@@ -190,7 +190,8 @@ def _status_id(message_id: str, status: str) -> str:
 
 async def _record(store: AsyncStateStore, rejected: list[Rejected]) -> None:
     """Log, count and audit each malformed update: in its sender's trail when the sender
-    was valid, else in the webhook's own trail (``statehq audit webhook:whatsapp``)."""
+    was valid, else in the webhook's own trail, :data:`TRAIL` (``statehq audit
+    whatsapp:_rejected``; no sender can be called that)."""
     for bad in rejected:
         metrics.UPDATES_REJECTED.labels(bad.reason).inc()
         log.warning(
