@@ -123,7 +123,7 @@ class Worker:
         self.clock = clock
         self.inbox = Inbox(store.settings)
         # Senders whose lease release and finish the store refused: retried first.
-        self._unfinished: list[tuple[Claim, Lease, float]] = []
+        self._unfinished: list[tuple[Claim, Lease | None, float]] = []
         self._lease_checked = 0.0  # when the current lease was last known to be ours
         # Replies delivered whose removal from the outbox failed, with (session key,
         # sender): removed before the sender's lease is given up, so never sent again.
@@ -162,6 +162,9 @@ class Worker:
             delay = min(max(busy.retry_after, 0.01), 0.2)
             self.store.execute(self.inbox.defer(claim.sender, delay))
             return True
+        except BaseException:  # the store failed: the claim is still finished once it is back
+            self._unfinished.append((claim, None, s.store_retry))
+            raise
         self._lease_checked = time.monotonic()
         try:
             delay = self._drain(claim.sender, lease)
@@ -186,8 +189,9 @@ class Worker:
             del self._delivered[raw]
         while self._unfinished:
             claim, lease, delay = self._unfinished[0]
-            with contextlib.suppress(LeaseError):
-                self.store.release_lease(lease)
+            if lease is not None:
+                with contextlib.suppress(LeaseError):
+                    self.store.release_lease(lease)
             self.store.execute(self.inbox.finish(claim, delay))
             self._unfinished.pop(0)
 
