@@ -29,10 +29,10 @@ import uvicorn
 from statehq import Settings, StateStore
 from statehq.bench.cpu import children
 from statehq.channels.graph import GraphSender
+from statehq.channels.whatsapp_delivery import WhatsAppDelivery
 from statehq.credex.app import build_engine, open_ledger
 from statehq.flows import Headquarters
 from statehq.service.app import create_app
-from statehq.service.delivery import WhatsAppDelivery
 from statehq.store.embedded import EmbeddedValkey
 from statehq.testing import webhooks
 from statehq.testing.fake_graph import FakeGraph

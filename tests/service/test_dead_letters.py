@@ -21,9 +21,9 @@ import pytest
 from service_kit import ADMIN_TOKEN, Running, new_phone, service_settings, serving, settle
 
 from statehq import StateStore
+from statehq.channels.whatsapp_delivery import WhatsAppDelivery
 from statehq.flows import Headquarters
 from statehq.service.dead import list_dead
-from statehq.service.delivery import WhatsAppDelivery
 from statehq.service.worker import Worker, WorkerSettings
 from statehq.store.embedded import EmbeddedValkey
 from statehq.store.inbox import Inbox, Update

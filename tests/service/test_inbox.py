@@ -8,8 +8,8 @@ import time
 from service_kit import new_phone
 
 from statehq import StateStore
+from statehq.channels.whatsapp_delivery import WhatsAppDelivery
 from statehq.flows import Headquarters
-from statehq.service.delivery import WhatsAppDelivery
 from statehq.service.worker import Worker, WorkerSettings, inbound_of
 from statehq.store.inbox import Inbox, Update
 from statehq.store.operations import Outbox

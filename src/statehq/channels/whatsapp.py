@@ -34,6 +34,7 @@ from ..flows import Buttons, Inbound, Message, Option, Text
 from ..state import ChannelId
 from ..store.keys import check_message_id
 from ..text import clean_text
+from .base import Rejected
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
@@ -98,21 +99,6 @@ class StatusUpdate:
     timestamp: int
     error_code: int | None = None
     error_title: str | None = None
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A signed update that is malformed: recorded (log, audit, metric) and skipped.
-
-    ``reason`` is a short label for metrics (``bad_id``, ``bad_sender``,
-    ``bad_timestamp``, ``malformed``); ``detail`` says what was wrong. ``sender`` and
-    ``message_id`` are given when they themselves were valid.
-    """
-
-    reason: str
-    detail: str
-    sender: str | None = None
-    message_id: str | None = None
 
 
 @dataclass(frozen=True)

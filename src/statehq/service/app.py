@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import metrics
+from ..channels.registry import channels
 from ..config import Settings
 from ..errors import StateError
 from ..flows import bot_stages, open_bot
@@ -37,7 +38,7 @@ from ..store.inbox import Inbox
 from .admin import admin_routes
 from .health import health_routes
 from .processes import WorkerProcesses, open_worker
-from .webhook import PATH, webhook_routes
+from .webhook import path_of, webhook_routes
 
 log = get_logger(__name__)
 
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
                     service.processes = WorkerProcesses(config, url)
                 metrics_dir = service.processes.metrics_dir if service.processes else None
                 for route in [
-                    *webhook_routes(astore, config),
+                    *webhook_routes(astore, config, channels(config)),
                     *health_routes(astore, metrics_dir=metrics_dir, timeout=timeout),
                     *admin_routes(manager, config.admin_token),
                 ]:
@@ -93,15 +94,18 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
             finally:
                 await astore.close()
 
-    return Starlette(routes=[_root_route()], lifespan=lifespan)
+    return Starlette(routes=[_root_route(config)], lifespan=lifespan)
 
 
-def _root_route() -> Route:
+def _root_route(settings: Settings) -> Route:
+    webhooks = {channel.type: path_of(channel) for channel in channels(settings)}
+
     async def root(_request: Request) -> Response:
         return JSONResponse(
             {
                 "service": "statehq",
-                "webhook": PATH,
+                "webhook": webhooks.get("whatsapp"),
+                "webhooks": webhooks,
                 "health": "/healthz",
                 "liveness": "/livez",
                 "readiness": "/readyz",

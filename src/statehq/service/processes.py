@@ -31,12 +31,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..channels.graph import GraphSender
+from ..channels.base import Delivery
+from ..channels.registry import channels
 from ..config import Settings
 from ..flows import build_engine, open_bot
 from ..redact import get_logger
 from ..store import StateStore
-from .delivery import WhatsAppDelivery
 from .worker import Worker, WorkerSettings
 
 log = get_logger(__name__)
@@ -53,22 +53,20 @@ METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 def open_worker(
     stack: contextlib.ExitStack, settings: Settings, url: str, stop: threading.Event, name: str
 ) -> Worker:
-    """A worker with its own store connection, bot (``STATEHQ_BOT``), engine and Graph client."""
+    """A worker with its own store connection, bot (``STATEHQ_BOT``), engine, and a way out
+    for each registered channel (its own HTTP connections)."""
     store = stack.enter_context(StateStore.open(url=url, settings=settings))
     bot = stack.enter_context(open_bot(settings))
-    sender = GraphSender(
-        settings.whatsapp_graph_url,
-        settings.whatsapp_phone_number_id or "",
-        settings.whatsapp_access_token or "",
-    )
-    delivery = WhatsAppDelivery(sender, mark_read=settings.mark_read)
-    stack.callback(delivery.close)
+    deliveries: dict[str, Delivery] = {
+        channel.type: stack.enter_context(channel.delivery(settings))
+        for channel in channels(settings)
+    }
     pacing = WorkerSettings(
         lease_ttl=settings.lease_ttl,
         max_message_age=settings.max_message_age,
         max_attempts=settings.max_attempts,
     )
-    return Worker(store, build_engine(store, bot), delivery, pacing, stop, name=name)
+    return Worker(store, build_engine(store, bot), deliveries, pacing, stop, name=name)
 
 
 @dataclass

@@ -1,40 +1,32 @@
-"""``/webhooks/whatsapp``: Meta's verify handshake, and every update queued before the 200.
+"""``/webhooks/<channel>``: each registered channel's updates queued before the 200.
 
-A POST is refused (nothing written) only when it is not Meta's: too big (413), unsigned
-(401), signed with another secret (403) or not JSON at all (400). Otherwise every message
-and status of every entry and change is queued in its sender's inbox
-(:mod:`statehq.store.inbox`) and only then does Meta get its 200. A store that cannot
-take them gets a 503 (the only 5xx), so Meta redelivers; updates already queued by a
-failed request are recognised by their ids then.
+Channel-neutral: a :class:`~statehq.channels.base.Channel` says what a request holds
+(:meth:`~statehq.channels.base.Channel.receive`) and this route does the rest, the same
+for every channel. A request that is not the channel's (too big: 413; for WhatsApp
+unsigned: 401, signed with another secret: 403, not JSON at all: 400) is refused with
+nothing written. Otherwise every update is queued in its sender's inbox
+(:mod:`statehq.store.inbox`) and only then does the channel get its 200. A store that
+cannot take them gets a 503 (the only 5xx), so the channel redelivers; updates already
+queued by a failed request are recognised by their ids then.
 
-Each update is validated on its own. A malformed one (a wrong type, an id the store
-cannot key, a timestamp out of range) is rejected alone: logged, counted and audited,
-while the rest of the batch is queued and the request answered 200, since the signature
-proved it came from Meta and redelivering a poison update forever helps nobody.
-Updates that are not ours (another object, field or phone number) are logged and
-acknowledged.
+Each update is judged on its own. A malformed one (a wrong type, an id the store cannot
+key, a timestamp out of range) is rejected alone: logged, counted and audited, while
+the rest of the batch is queued and the request answered 200, since redelivering a
+poison update forever helps nobody. Updates that are not ours (for WhatsApp: another
+object, field or phone number) are logged and acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .. import metrics
-from ..channels.whatsapp import (
-    SIGNATURE_HEADER,
-    Batch,
-    Rejected,
-    SignatureError,
-    parse_webhook,
-    verify_signature,
-)
+from ..channels.base import Channel, Refusal, Rejected
 from ..config import Settings
 from ..digits import is_digits
 from ..errors import InvalidInput, StateError
@@ -42,66 +34,69 @@ from ..redact import get_logger, redact_text
 from ..store import AsyncStateStore
 from ..store.audit import AuditEvent
 from ..store.inbox import Inbox, Update
-from ..store.keys import MAX_MESSAGE_ID_LENGTH, check_member_id, check_message_id
+from ..store.keys import check_member_id, check_message_id
 from ..text import clean_text
 
 log = get_logger(__name__)
 
-PATH = "/webhooks/whatsapp"
+Endpoint = Callable[[Request], Awaitable[Response]]
+
 MAX_BODY_BYTES = 3 * 1024 * 1024
-TRAIL = "whatsapp:_rejected"
-"""The audit trail of rejected updates that name no valid sender."""
+REJECTED = "_rejected"
+"""The identifier whose trail holds rejected updates that name no valid sender
+(``statehq audit whatsapp:_rejected``); no sender can be called that."""
 
 
-def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
-    """The GET (verify) and POST (updates) routes of the WhatsApp webhook."""
+def path_of(channel: Channel) -> str:
+    """The webhook path of a channel."""
+    return f"/webhooks/{channel.type}"
+
+
+def webhook_routes(
+    store: AsyncStateStore, settings: Settings, channels: list[Channel]
+) -> list[Route]:
+    """The GET (handshake) and POST (updates) routes of every channel's webhook."""
+    routes: list[Route] = []
+    for channel in channels:
+        routes.append(Route(path_of(channel), _verifier(channel), methods=["GET"]))
+        routes.append(
+            Route(path_of(channel), _receiver(store, settings, channel), methods=["POST"])
+        )
+    return routes
+
+
+def _verifier(channel: Channel) -> Endpoint:
+    async def verify(request: Request) -> Response:
+        status, text = channel.verify(dict(request.query_params))
+        if status != 200:
+            log.warning("%s webhook verification refused: %s", channel.type, text)
+        return PlainTextResponse(text, status)
+
+    return verify
+
+
+def _receiver(store: AsyncStateStore, settings: Settings, channel: Channel) -> Endpoint:
     inbox = Inbox(store.settings)
 
-    async def verify(request: Request) -> Response:
-        params = request.query_params
-        expected = settings.whatsapp_verify_token
-        given = params.get("hub.verify_token", "")
-        if (
-            expected
-            and params.get("hub.mode") == "subscribe"
-            and hmac.compare_digest(given.encode(), expected.encode())
-        ):
-            return PlainTextResponse(params.get("hub.challenge", ""))
-        log.warning("webhook verification refused: the verify token does not match")
-        return PlainTextResponse("verification failed: hub.verify_token does not match", 403)
-
     async def receive(request: Request) -> Response:
-        secret = settings.whatsapp_app_secret
-        if not secret:
-            return _error(503, "WHATSAPP_APP_SECRET is not set, so no update can be verified")
         body = await _read_limited(request)
         if body is None:
             return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret)
-        except SignatureError as unsigned:
-            log.warning("webhook POST refused: %s", unsigned)
-            return _error(unsigned.status, str(unsigned))
-        try:
-            batch = parse_webhook(json.loads(body), settings.whatsapp_phone_number_id)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f"the body is not valid JSON: {exc}")
-        except (ValueError, RecursionError) as exc:
-            # JSON, signed by Meta, that Python will not hold (nested thousands deep, an
-            # integer of thousands of digits): nothing in it can be queued, and
-            # redelivering it forever would help nobody. Recorded and acknowledged.
-            unreadable = f"the body cannot be read: {type(exc).__name__}"
-            batch = Batch(rejected=(Rejected("unreadable", unreadable),))
-        updates, unqueueable = _updates(batch)
-        rejected, skipped = [*batch.rejected, *unqueueable], list(batch.skipped)
-        for reason in skipped:
+            received = channel.receive(request.headers, body)
+        except Refusal as refused:
+            log.warning("%s webhook POST refused: %s", channel.type, refused.message)
+            return _error(refused.status, refused.message)
+        updates, unqueueable = _queueable(received.updates)
+        rejected = [*received.rejected, *unqueueable]
+        for reason in received.skipped:
             log.info("webhook update acknowledged, not processed: %s", redact_text(reason))
         try:
             # One bound for the whole request: a hung store answers 503 in this time even
             # when a call must open a fresh connection first (itself retried once).
             async with asyncio.timeout(settings.store_timeout):
                 queued = await store.execute(inbox.push(updates)) if updates else []
-                await _record(store, rejected)
+                await _record(store, channel.type, rejected)
         except (StateError, TimeoutError) as error:
             log.error("webhook could not queue %d updates: %s", len(updates), error or "timeout")
             return _error(503, "the store is unavailable; the updates were not queued")
@@ -113,12 +108,12 @@ def webhook_routes(store: AsyncStateStore, settings: Settings) -> list[Route]:
         answer = {
             "queued": len(queued),
             "duplicates": duplicates,
-            "ignored": len(skipped),
+            "ignored": len(received.skipped),
             "rejected": len(rejected),
         }
         return JSONResponse(answer)
 
-    return [Route(PATH, verify, methods=["GET"]), Route(PATH, receive, methods=["POST"])]
+    return receive
 
 
 async def _read_limited(request: Request) -> bytes | None:
@@ -135,70 +130,42 @@ async def _read_limited(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _updates(batch: Batch) -> tuple[list[Update], list[Rejected]]:
-    """The batch's messages and statuses as inbox updates, and those the inbox cannot take.
+def _queueable(updates: tuple[Update, ...]) -> tuple[list[Update], list[Rejected]]:
+    """The updates the inbox can take, and the others rejected alone.
 
-    The parser validated each field; what is checked here is what only the whole update
-    shows (a status's inbox id joins its message id and status name), so that one bad
-    update is rejected alone and never fails the queueing of the rest.
+    A channel validates each field; what is checked here is what only the whole update
+    shows (its inbox id, its sender's key), so that one bad update never fails the
+    queueing of the rest.
     """
-    updates: list[Update] = []
+    good: list[Update] = []
     rejected: list[Rejected] = []
-    candidates = [
-        (
-            m.sender,
-            Update(m.message_id, f"whatsapp:{m.sender}", m.kind, m.timestamp, m.text, m.choice),
-        )
-        for m in batch.messages
-    ]
-    candidates += [
-        (
-            s.recipient,
-            Update(
-                _status_id(s.message_id, s.status),
-                f"whatsapp:{s.recipient}",
-                "status",
-                s.timestamp,
-                status=s.status,
-                error_code=s.error_code,
-                error_title=s.error_title,
-                about=s.message_id,
-            ),
-        )
-        for s in batch.statuses
-    ]
-    for sender, update in candidates:
+    for update in updates:
         try:
-            check_message_id(update.id)
             check_member_id(update.channel)
         except InvalidInput as bad:
-            about = (update.about or update.id)[:256]
+            rejected.append(Rejected("bad_sender", clean_text(str(bad))))
+            continue
+        try:
+            check_message_id(update.id)
+        except InvalidInput as bad:
+            sender = update.channel.partition(":")[2]
+            about = (update.about or "")[:256] or None
             rejected.append(Rejected("bad_id", clean_text(str(bad)), sender, about))
             continue
-        updates.append(update)
-    return updates, rejected
+        good.append(update)
+    return good, rejected
 
 
-def _status_id(message_id: str, status: str) -> str:
-    """The inbox id of a status: one per message and status, and always a valid id."""
-    joined = f"status:{message_id}:{status}"
-    if len(joined) <= MAX_MESSAGE_ID_LENGTH:
-        return joined
-    digest = hashlib.sha256(message_id.encode()).hexdigest()[:40]
-    return f"status:{digest}:{status}"
-
-
-async def _record(store: AsyncStateStore, rejected: list[Rejected]) -> None:
+async def _record(store: AsyncStateStore, channel_type: str, rejected: list[Rejected]) -> None:
     """Log, count and audit each malformed update: in its sender's trail when the sender
-    was valid, else in the webhook's own trail, :data:`TRAIL` (``statehq audit
-    whatsapp:_rejected``; no sender can be called that)."""
+    was valid, else in the channel's trail of rejected updates (:data:`REJECTED`)."""
     for bad in rejected:
         metrics.UPDATES_REJECTED.labels(bad.reason).inc()
         log.warning(
             "webhook update rejected (%s): %s", bad.reason, redact_text(clean_text(bad.detail))
         )
-        channel = f"whatsapp:{bad.sender}" if bad.sender else ""
-        session_key = await store.resolve(channel) if channel else TRAIL
+        channel = f"{channel_type}:{bad.sender}" if bad.sender else ""
+        session_key = await store.resolve(channel) if channel else f"{channel_type}:{REJECTED}"
         detail = {"message_id": bad.message_id, "reason": bad.reason}
         event = AuditEvent("message.rejected", channel, clean_text(bad.detail)[:300], detail)
         await store.audit_append(session_key, event)

@@ -21,13 +21,15 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import metrics
+from ..channels.base import Delivery, DeliveryReport
 from ..errors import (
+    InvalidInput,
     LeaseBusy,
     LeaseError,
     LeaseLost,
@@ -42,7 +44,6 @@ from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.inbox import Claim, Inbox, Taken, Update
 from ..store.operations import Outbox
-from .replies import Delivery, DeliveryReport
 
 log = get_logger(__name__)
 
@@ -107,7 +108,7 @@ class Worker:
         self,
         store: StateStore,
         engine: Headquarters,
-        delivery: Delivery,
+        delivery: Delivery | Mapping[str, Delivery],
         settings: WorkerSettings,
         stop: threading.Event,
         *,
@@ -116,7 +117,9 @@ class Worker:
     ) -> None:
         self.store = store
         self.engine = engine
-        self.delivery = delivery
+        # One way out per channel type (a single one serves every channel).
+        self.deliveries = delivery if isinstance(delivery, Mapping) else None
+        self.delivery = delivery if not isinstance(delivery, Mapping) else None
         self.settings = settings
         self.stop = stop
         self.name = name
@@ -331,7 +334,8 @@ class Worker:
         queued: list[str] = []
 
         def outbox(replies: list[Message]) -> Outbox:
-            queued[:] = self.delivery.render(update, replies)  # the last attempt's are kept
+            # The last attempt's are kept.
+            queued[:] = self._delivery(update.channel).render(update, replies)
             return Outbox(sender, tuple(queued))
 
         done = self.engine.process(inbound, lease=lease, outbox=outbox)
@@ -345,7 +349,7 @@ class Worker:
         if update.kind != "unsupported":
             return  # notices, deletions, edits and reactions are news, never questions
         if self.store.execute(self.inbox.first_reply(sender, self.settings.unsupported_window)):
-            entries = self.delivery.render(update, [Text(UNSUPPORTED)])
+            entries = self._delivery(update.channel).render(update, [Text(UNSUPPORTED)])
             self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
 
     def _send_pending(
@@ -372,7 +376,7 @@ class Worker:
         try:
             queued = json.loads(raw)
             reply_id, body = str(queued["id"]), queued["body"]
-            outcome: DeliveryReport = self.delivery.deliver(body)
+            outcome: DeliveryReport = self._delivery(sender).deliver(body)
         except Exception as error:  # an entry that cannot be read or sent must not block
             log.error("%s: a reply to %s could not be sent", self.name, sender, exc_info=error)
             detail: dict[str, Any] = {
@@ -401,6 +405,17 @@ class Worker:
         if update.error_code is not None:
             detail.update(code=update.error_code, error=update.error_title)
         self.store.audit_append(session_key, AuditEvent(event, sender, reason, detail))
+
+    def _delivery(self, channel: str) -> Delivery:
+        """The way out to ``channel`` (an identity such as ``whatsapp:263...``)."""
+        if self.delivery is not None:
+            return self.delivery
+        assert self.deliveries is not None
+        kind = channel.partition(":")[0]
+        found = self.deliveries.get(kind)
+        if found is None:
+            raise InvalidInput(f"no channel is registered for {kind!r} (statehq.channels.registry)")
+        return found
 
     def _session_key(self, sender: str) -> str:
         return self.store.resolve(sender)

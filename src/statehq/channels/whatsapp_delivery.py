@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..channels import whatsapp
-from ..channels.graph import GraphSender, SendResult
 from ..flows import Message
 from ..state import ChannelId
 from ..store.inbox import Update
-from .replies import reply_entries
+from . import whatsapp
+from .base import reply_entries
+from .graph import GraphSender, SendResult
 
 
 class WhatsAppDelivery:

@@ -1,0 +1,110 @@
+"""WhatsApp as a :class:`~statehq.channels.base.Channel`: Meta's webhook in, the Graph API out.
+
+In: the verify handshake (``hub.verify_token``, constant-time compare), the signature
+of every POST (``X-Hub-Signature-256``), its JSON, and every update parsed and validated
+on its own (:func:`statehq.channels.whatsapp.parse_webhook`). Out: replies rendered as
+Graph API bodies and posted by a :class:`~statehq.channels.graph.GraphSender`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator, Mapping
+
+from ..config import Settings
+from ..store.inbox import Update
+from ..store.keys import MAX_MESSAGE_ID_LENGTH
+from .base import Received, Refusal, Rejected
+from .graph import GraphSender
+from .whatsapp import SIGNATURE_HEADER, Batch, SignatureError, parse_webhook, verify_signature
+from .whatsapp_delivery import WhatsAppDelivery
+
+
+class WhatsAppChannel:
+    """The WhatsApp Cloud API channel, configured by the ``WHATSAPP_*`` settings."""
+
+    type = "whatsapp"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def verify(self, params: Mapping[str, str]) -> tuple[int, str]:
+        """Meta's subscription handshake: the challenge back when the verify token matches."""
+        expected = self.settings.whatsapp_verify_token
+        given = params.get("hub.verify_token", "")
+        if (
+            expected
+            and params.get("hub.mode") == "subscribe"
+            and hmac.compare_digest(given.encode(), expected.encode())
+        ):
+            return 200, params.get("hub.challenge", "")
+        return 403, "verification failed: hub.verify_token does not match"
+
+    def receive(self, headers: Mapping[str, str], body: bytes) -> Received:
+        """Every update of a signed POST; Refusal when it is not Meta's (or not JSON)."""
+        secret = self.settings.whatsapp_app_secret
+        if not secret:
+            raise Refusal(503, "WHATSAPP_APP_SECRET is not set, so no update can be verified")
+        try:
+            verify_signature(body, headers.get(SIGNATURE_HEADER.lower()), secret)
+        except SignatureError as unsigned:
+            raise Refusal(unsigned.status, str(unsigned)) from None
+        try:
+            batch = parse_webhook(json.loads(body), self.settings.whatsapp_phone_number_id)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Refusal(400, f"the body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            # JSON, signed by Meta, that Python will not hold (nested thousands deep, an
+            # integer of thousands of digits): nothing in it can be queued, and
+            # redelivering it forever would help nobody. Recorded and acknowledged.
+            unreadable = f"the body cannot be read: {type(exc).__name__}"
+            batch = Batch(rejected=(Rejected("unreadable", unreadable),))
+        return Received(_updates(batch), batch.rejected, batch.skipped)
+
+    @contextlib.contextmanager
+    def delivery(self, settings: Settings) -> Iterator[WhatsAppDelivery]:
+        """Replies through the Graph API from ``WHATSAPP_PHONE_NUMBER_ID``."""
+        sender = GraphSender(
+            settings.whatsapp_graph_url,
+            settings.whatsapp_phone_number_id or "",
+            settings.whatsapp_access_token or "",
+        )
+        delivery = WhatsAppDelivery(sender, mark_read=settings.mark_read)
+        try:
+            yield delivery
+        finally:
+            delivery.close()
+
+
+def _updates(batch: Batch) -> tuple[Update, ...]:
+    """The batch's messages and statuses as inbox updates (the parser validated them)."""
+    updates = [
+        Update(m.message_id, f"whatsapp:{m.sender}", m.kind, m.timestamp, m.text, m.choice)
+        for m in batch.messages
+    ]
+    updates += [
+        Update(
+            status_id(s.message_id, s.status),
+            f"whatsapp:{s.recipient}",
+            "status",
+            s.timestamp,
+            status=s.status,
+            error_code=s.error_code,
+            error_title=s.error_title,
+            about=s.message_id,
+        )
+        for s in batch.statuses
+    ]
+    return tuple(updates)
+
+
+def status_id(message_id: str, status: str) -> str:
+    """The inbox id of a status: one per message and status, and always a valid id."""
+    joined = f"status:{message_id}:{status}"
+    if len(joined) <= MAX_MESSAGE_ID_LENGTH:
+        return joined
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    return f"status:{digest}:{status}"
