@@ -6,7 +6,7 @@
     statehq dead list|show|replay|drop [ID]    updates workers set aside after failing
     statehq serve          the service: WhatsApp webhook, inbox workers, /healthz, /metrics
     statehq chat --as PHONE   chat with the bot (numbered options; scriptable on stdin)
-    statehq ledger seed|serve the credex bot's built-in ledger (while credex is the bot)
+    statehq ledger seed|serve the reference bot's ledger (a command its module adds)
     statehq shell          an interactive prompt for the same state commands
     statehq health         check the store: connection, scripts, lease, state round trip
     statehq bench          run the benchmarks and write docs/benchmarks/

@@ -1,8 +1,8 @@
 """The flow engine: headquarters routes each message; flows are steps of four kinds.
 
 Channel-neutral: flows answer with :mod:`~statehq.flows.messages` that each channel
-renders. Nothing here knows about any particular bot (the credex bot lives in
-:mod:`statehq.credex`).
+renders. Nothing here knows about any particular bot: a bot is loaded by import path
+(``STATEHQ_BOT``, see :mod:`statehq.flows.loading`).
 """
 
 from .components import (

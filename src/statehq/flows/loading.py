@@ -1,6 +1,6 @@
 """Bots found by import path: ``STATEHQ_BOT=package.module:factory``.
 
-statehq runs any bot; the credex bot is only the default. A factory takes the
+statehq runs any bot; the reference bot is only the default. A factory takes the
 :class:`~statehq.config.Settings` and returns a :class:`~statehq.flows.Bot`, or a
 context manager yielding one when the bot owns something to close (a database, an HTTP
 client)::
