@@ -14,8 +14,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from statehq.channels.graph import DEFAULT_GRAPH_URL, GraphSender, SendResult
-from statehq.channels.whatsapp import render
+from statehq.channels.whatsapp import DEFAULT_GRAPH_URL, GraphSender, SendResult, render
 from statehq.flows import Buttons, Option, OptionList, Text
 from statehq.testing import FakeGraph
 

@@ -28,8 +28,7 @@ import uvicorn
 
 from statehq import Settings, StateStore
 from statehq.bench.cpu import children
-from statehq.channels.graph import GraphSender
-from statehq.channels.whatsapp_delivery import WhatsAppDelivery
+from statehq.channels.whatsapp import GraphSender, WhatsAppDelivery
 from statehq.credex.app import build_engine, open_ledger
 from statehq.flows import Headquarters
 from statehq.service.app import create_app

@@ -21,7 +21,7 @@ import pytest
 from service_kit import ADMIN_TOKEN, Running, new_phone, service_settings, serving, settle
 
 from statehq import StateStore
-from statehq.channels.whatsapp_delivery import WhatsAppDelivery
+from statehq.channels.whatsapp import WhatsAppDelivery
 from statehq.flows import Headquarters
 from statehq.service.dead import list_dead
 from statehq.service.worker import Worker, WorkerSettings
@@ -362,7 +362,7 @@ def test_a_worker_that_lost_its_lease_while_sending_sends_no_more(
     # and sends the first to a Graph API that takes longer than the whole lease. Worker b
     # takes the sender over and sends the outbox. When a comes back, the lease is not its
     # own any more: it must not send the reply too.
-    from statehq.channels.graph import GraphSender
+    from statehq.channels.whatsapp import GraphSender
 
     fresh_graph.delay = 2.5
     pacing = WorkerSettings(lease_ttl=1.0, retry_base=0.05)

@@ -8,7 +8,7 @@ import time
 from service_kit import new_phone
 
 from statehq import StateStore
-from statehq.channels.whatsapp_delivery import WhatsAppDelivery
+from statehq.channels.whatsapp import WhatsAppDelivery
 from statehq.flows import Headquarters
 from statehq.service.worker import Worker, WorkerSettings, inbound_of
 from statehq.store.inbox import Inbox, Update

@@ -18,7 +18,7 @@ import pytest
 from service_kit import answered, new_phone
 
 from statehq import Settings, StateStore, StoreFull
-from statehq.channels.whatsapp_delivery import WhatsAppDelivery
+from statehq.channels.whatsapp import WhatsAppDelivery
 from statehq.credex.app import build_engine, open_ledger
 from statehq.service.worker import Worker, WorkerSettings
 from statehq.store.connection import SCRIPT_NAMES, script_sources

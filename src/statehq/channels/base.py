@@ -5,7 +5,7 @@ which are conversation input, which are rejected as malformed, which are not our
 opens, per worker, a :class:`Delivery` that renders replies and sends them. The webhook
 route (``/webhooks/<type>``), the inbox and the workers know nothing else about it;
 :mod:`statehq.channels.registry` is where a channel is registered. WhatsApp is one
-(:mod:`statehq.channels.whatsapp_channel`).
+(:mod:`statehq.channels.whatsapp`).
 """
 
 from __future__ import annotations

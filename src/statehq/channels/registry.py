@@ -34,7 +34,7 @@ def channels(settings: Settings) -> list[Channel]:
 
 
 def _whatsapp(settings: Settings) -> Channel:
-    from .whatsapp_channel import WhatsAppChannel
+    from .whatsapp import WhatsAppChannel
 
     return WhatsAppChannel(settings)
 

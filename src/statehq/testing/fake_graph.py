@@ -2,7 +2,7 @@
 
 It is the only fake statehq's tests use (everything else runs against real servers): Meta
 cannot be called from a test, so this speaks its protocol over real HTTP instead. Point
-``WHATSAPP_GRAPH_URL`` (or :class:`~statehq.channels.graph.GraphSender`) at
+``WHATSAPP_GRAPH_URL`` (or :class:`~statehq.channels.whatsapp.GraphSender`) at
 :attr:`FakeGraph.url` and posts come to ``{url}/{phone_number_id}/messages``:
 
     with FakeGraph(access_token="t") as graph:

@@ -28,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..digits import is_digits
-from ..errors import InvalidInput
-from ..flows import Buttons, Inbound, Message, Option, Text
-from ..state import ChannelId
-from ..store.keys import check_message_id
-from ..text import clean_text
-from .base import Rejected
+from ...digits import is_digits
+from ...errors import InvalidInput
+from ...flows import Buttons, Inbound, Message, Option, Text
+from ...state import ChannelId
+from ...store.keys import check_message_id
+from ...text import clean_text
+from ..base import Rejected
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")

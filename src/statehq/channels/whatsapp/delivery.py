@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..flows import Message
-from ..state import ChannelId
-from ..store.inbox import Update
-from . import whatsapp
-from .base import reply_entries
+from ...flows import Message
+from ...state import ChannelId
+from ...store.inbox import Update
+from ..base import reply_entries
+from . import webhook as whatsapp
 from .graph import GraphSender, SendResult
 
 

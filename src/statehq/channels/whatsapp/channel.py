@@ -3,7 +3,7 @@
 In: the verify handshake (``hub.verify_token``, constant-time compare), the signature
 of every POST (``X-Hub-Signature-256``), its JSON, and every update parsed and validated
 on its own (:func:`statehq.channels.whatsapp.parse_webhook`). Out: replies rendered as
-Graph API bodies and posted by a :class:`~statehq.channels.graph.GraphSender`.
+Graph API bodies and posted by a :class:`~statehq.channels.whatsapp.graph.GraphSender`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import hmac
 import json
 from collections.abc import Iterator, Mapping
 
-from ..config import Settings
-from ..store.inbox import Update
-from ..store.keys import MAX_MESSAGE_ID_LENGTH
-from .base import Received, Refusal, Rejected
+from ...config import Settings
+from ...store.inbox import Update
+from ...store.keys import MAX_MESSAGE_ID_LENGTH
+from ..base import Received, Refusal, Rejected
+from .delivery import WhatsAppDelivery
 from .graph import GraphSender
-from .whatsapp import SIGNATURE_HEADER, Batch, SignatureError, parse_webhook, verify_signature
-from .whatsapp_delivery import WhatsAppDelivery
+from .webhook import SIGNATURE_HEADER, Batch, SignatureError, parse_webhook, verify_signature
 
 
 class WhatsAppChannel:

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from .. import metrics
+from ... import metrics
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
 RETRYABLE_CODES = frozenset({130429, 131056})
