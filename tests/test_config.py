@@ -33,6 +33,7 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_AUDIT_TAIL_LENGTH": "500",
         "STATEHQ_JWT_REFRESH_MARGIN": "30",
         "STATEHQ_BOT": " mybot.app:create_bot ",
+        "STATEHQ_CHANNELS": "chat.web:WebChannel, tg:Telegram",
         "STATEHQ_BACKEND_URL": "https://ledger.example/api/",
         "STATEHQ_BACKEND_API_KEY": " k1 ",
         "STATEHQ_WELCOME_GRANT": "25.5 zwg",
@@ -72,6 +73,7 @@ def test_every_variable_is_read() -> None:
     )
     assert (s.max_attempts, s.store_timeout, s.reconcile_interval) == (3, 0.5, 2.0)
     assert s.bot == "mybot.app:create_bot"
+    assert s.channels == "chat.web:WebChannel,tg:Telegram"
     assert (s.admin_token, s.mark_read) == ("admin-s3cret", True)
     assert (s.whatsapp_verify_token, s.whatsapp_app_secret, s.whatsapp_access_token) == (
         "verify-me",

@@ -38,6 +38,7 @@ class Settings:
     audit_tail_length: int = 100_000
     jwt_refresh_margin: float = 60.0
     bot: str = "statehq.credex.app:credex_bot"
+    channels: str = ""
     backend_url: str | None = None
     backend_api_key: str | None = field(default=None, repr=False)
     welcome_grant: str = "100 USD"
@@ -239,6 +240,14 @@ VARIABLES: tuple[Variable, ...] = (
         "statehq.credex.app:credex_bot",
         "The bot to run, as `module:factory`; the factory takes the Settings and returns a "
         "bot (or a context manager yielding one). The current directory is importable.",
+    ),
+    Variable(
+        "STATEHQ_CHANNELS",
+        "channels",
+        check.import_paths,
+        "(unset: WhatsApp only)",
+        "More channels, as comma-separated `module:factory` paths; each factory takes the "
+        "Settings and returns a channel (statehq.channels.base.Channel).",
     ),
     Variable(
         "STATEHQ_BACKEND_URL",

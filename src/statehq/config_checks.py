@@ -131,6 +131,14 @@ def import_path(name: str, raw: str) -> str:
     return value
 
 
+def import_paths(name: str, raw: str) -> str:
+    """Comma-separated import paths (``a.b:make, c:Other``); empty for none."""
+    paths = [part.strip() for part in raw.split(",") if part.strip()]
+    for path in paths:
+        import_path(name, path)
+    return ",".join(paths)
+
+
 def text(_name: str, raw: str) -> str:
     """Any text, trimmed (secrets and tokens)."""
     return raw.strip()

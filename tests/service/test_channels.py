@@ -9,75 +9,20 @@ and a conversation runs through the same inbox, workers and bot as WhatsApp.
 from __future__ import annotations
 
 import json
-import threading
+import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from service_kit import service_settings, serving, settle
+from echo_channel import LOCK, SENT, EchoChannel
+from service_kit import ServeProcess, service_settings, serving, settle
 
-from statehq import Settings
-from statehq.channels.base import Received, Refusal, reply_entries
 from statehq.channels.registry import register_channel, unregister_channel
-from statehq.flows import Message
 from statehq.store.embedded import EmbeddedValkey
-from statehq.store.inbox import Update
 from statehq.testing.fake_graph import FakeGraph
-
-SENT: list[dict[str, Any]] = []
-LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Report:
-    ok: bool = True
-    failure_label: str = ""
-    detail: str = ""
-    attempts: int = 1
-
-
-class EchoDelivery:
-    def render(self, update: Update, replies: list[Message]) -> list[str]:
-        bodies = [
-            {"text": getattr(m, "body", ""), "options": [o.id for o in m.options]} for m in replies
-        ]
-        return reply_entries(update, bodies)
-
-    def deliver(self, body: dict[str, Any]) -> Report:
-        with LOCK:
-            SENT.append(body)
-        return Report()
-
-
-class EchoChannel:
-    type = "echo"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def verify(self, params: Mapping[str, str]) -> tuple[int, str]:
-        return 200, "echo"
-
-    def receive(self, headers: Mapping[str, str], body: bytes) -> Received:
-        if headers.get("x-echo-key") != "k":
-            raise Refusal(401, "missing x-echo-key")
-        data = json.loads(body)
-        update = Update(
-            data["id"], f"echo:{data['from']}", "text", int(time.time()), data.get("text", "")
-        )
-        if data.get("choice"):
-            update = Update(
-                update.id, update.channel, "button", update.timestamp, "", data["choice"]
-            )
-        return Received((update,))
-
-    @contextmanager
-    def delivery(self, settings: Settings) -> Iterator[EchoDelivery]:
-        yield EchoDelivery()
 
 
 @pytest.fixture
@@ -133,3 +78,35 @@ def test_a_registered_channel_runs_a_conversation_through_the_same_pipeline(
     trail = echo_service.store.audit_read("echo:263770001111", limit=100)
     assert trail[0].event == "session.started"
     assert echo_service.http.get("/").json()["webhooks"]["echo"] == "/webhooks/echo"
+
+
+@pytest.mark.slow
+def test_a_channel_named_in_statehq_channels_works_in_every_worker_process(
+    tmp_path: Path, fresh_graph: FakeGraph
+) -> None:
+    outbox = tmp_path / "echo-outbox.jsonl"
+    settings = service_settings(
+        None, "echo", tmp_path / "data", fresh_graph.url, channels="echo_channel:EchoChannel"
+    )
+    here = Path(__file__).parent  # where echo_channel.py is: the serve's current directory
+    cwd = Path.cwd()
+    os.environ["ECHO_OUTBOX"] = str(outbox)
+    os.chdir(here)
+    try:
+        serve = ServeProcess(settings, tmp_path / "serve.log")
+    finally:
+        os.chdir(cwd)
+        del os.environ["ECHO_OUTBOX"]
+    try:
+        message = {"from": "263770002222", "id": "p1", "text": "hi"}
+        answer = httpx.post(f"{serve.url}/webhooks/echo", json=message, headers={"x-echo-key": "k"})
+        assert answer.json()["queued"] == 1, answer.text
+        deadline = time.monotonic() + 20
+        while not outbox.exists() or "p1#0" not in outbox.read_text():
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-2000:]
+            time.sleep(0.05)
+        sent = [json.loads(line) for line in outbox.read_text().splitlines()]
+        assert "Welcome to credex" in sent[0]["text"]
+        assert len(serve.worker_pids()) == settings.workers  # sent by a worker process
+    finally:
+        serve.stop()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config import Settings
+from ..errors import ConfigError
+from ..importing import factory_at
 from ..state import register_channel_type
 from .base import Channel
 
@@ -29,8 +31,25 @@ def unregister_channel(type_: str) -> None:
 
 
 def channels(settings: Settings) -> list[Channel]:
-    """One of each registered channel, configured by ``settings``."""
-    return [factory(settings) for factory in _FACTORIES.values()]
+    """One of each registered channel, and of each ``STATEHQ_CHANNELS`` names.
+
+    The variable reaches worker processes too, so a channel named there works in every
+    process of ``statehq serve`` (one registered in code only where that code ran).
+    """
+    made = {kind: factory(settings) for kind, factory in _FACTORIES.items()}
+    for path in filter(None, settings.channels.split(",")):
+        channel = factory_at(path, "STATEHQ_CHANNELS", "a channel")(settings)
+        kind = getattr(channel, "type", None)
+        if not isinstance(kind, str) or not all(
+            hasattr(channel, hook) for hook in ("verify", "receive", "delivery")
+        ):
+            raise ConfigError(
+                f"STATEHQ_CHANNELS: {path} made a {type(channel).__name__}, which is not a "
+                f"channel (see statehq.channels.base.Channel)"
+            )
+        register_channel_type(kind)
+        made[kind] = channel
+    return list(made.values())
 
 
 def _whatsapp(settings: Settings) -> Channel:

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import os
-import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..importing import factory_at, module_of
 from ..state import Stages, StateManager
 from ..store import StateStore
 from .components import Flow, declare_flows
@@ -42,39 +40,12 @@ BOT_HOOKS = ("flows", "token_rejected", "home", "choose", "relogin", "explain")
 
 def bot_module(path: str) -> ModuleType:
     """The module ``path`` (``module:factory``) names, imported; ConfigError if it cannot be."""
-    module_name = path.partition(":")[0]
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as missing:
-        if missing.name is not None and module_name.startswith(missing.name):
-            raise ConfigError(
-                f"STATEHQ_BOT={path!r}: there is no module {missing.name!r} (is it installed, "
-                f"or in the current directory {os.getcwd()}?)"
-            ) from None
-        raise ConfigError(
-            f"STATEHQ_BOT={path!r}: importing {module_name} failed: {missing}"
-        ) from None
-    except Exception as broken:
-        raise ConfigError(
-            f"STATEHQ_BOT={path!r}: importing {module_name} failed: "
-            f"{type(broken).__name__}: {broken}"
-        ) from None
+    return module_of(path, "STATEHQ_BOT")
 
 
 def load_factory(path: str) -> Callable[[Settings], Any]:
     """The bot factory at ``path``; ConfigError when there is none there."""
-    module_name, _, name = path.partition(":")
-    factory = getattr(bot_module(path), name, None)
-    if factory is None:
-        raise ConfigError(f"STATEHQ_BOT={path!r}: module {module_name} has no {name!r}")
-    if not callable(factory):
-        raise ConfigError(
-            f"STATEHQ_BOT={path!r}: {name} is a {type(factory).__name__}, not a factory "
-            f"(a function taking the settings and returning a bot)"
-        )
-    return factory  # type: ignore[no-any-return]
+    return factory_at(path, "STATEHQ_BOT", "a bot")
 
 
 @contextlib.contextmanager
