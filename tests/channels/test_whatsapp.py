@@ -18,6 +18,7 @@ from statehq.channels.whatsapp import (
     verify_signature,
 )
 from statehq.flows import Buttons, Option, OptionList, Text
+from statehq.service.worker import inbound_of
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "whatsapp-updates"  # from pywa, MIT
 OURS = "1122334455667"
@@ -66,10 +67,10 @@ def test_message_kinds(
     assert message.choice == choice
     if text is not None:
         assert message.text == text
-    inbound = message.inbound()
+    inbound = inbound_of(message)
     assert (inbound is None) == (kind in ("unsupported", "system"))
     if inbound is not None:
-        assert inbound.channel.key == f"whatsapp:{message.sender}"
+        assert inbound.channel.key == message.channel
 
 
 def test_a_flow_reply_carries_its_response() -> None:
@@ -103,7 +104,7 @@ def test_every_message_of_a_batch_is_read() -> None:
     first = value["messages"][0]
     value["messages"] = [{**first, "id": f"wamid.{n}"} for n in range(5)]
     batch["entry"].append(copy.deepcopy(batch["entry"][0]))
-    ids = [m.message_id for m in parse_webhook(batch, OURS).messages]
+    ids = [m.id for m in parse_webhook(batch, OURS).messages]
     assert ids == [f"wamid.{n}" for n in range(5)] * 2
 
 

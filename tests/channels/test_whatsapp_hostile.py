@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from statehq.channels.whatsapp import parse_webhook
+from statehq.service.worker import inbound_of
 from statehq.testing import webhooks as wh
 
 OURS = wh.PHONE_NUMBER_ID
@@ -35,7 +36,7 @@ def test_a_contact_profile_of_the_wrong_type_leaves_the_message_nameless(profile
     body = wh.payload([wh.text("263771000001", "hi")])
     _value(body)["contacts"][0]["profile"] = profile
     (message,) = parse_webhook(body, OURS).messages
-    assert (message.sender, message.text, message.name) == ("263771000001", "hi", None)
+    assert (message.channel, message.text, message.name) == ("whatsapp:263771000001", "hi", None)
 
 
 @pytest.mark.parametrize("contacts", [*WRONG_TYPES, [1, "x", None], [{"wa_id": 5}]])
@@ -43,7 +44,7 @@ def test_contacts_of_the_wrong_shape_are_ignored(contacts: Any) -> None:
     body = wh.payload([wh.text("263771000001", "hi")])
     _value(body)["contacts"] = contacts
     (message,) = parse_webhook(body, OURS).messages
-    assert message.sender == "263771000001"
+    assert message.channel == "whatsapp:263771000001"
 
 
 def test_a_lone_surrogate_in_free_text_becomes_the_replacement_character() -> None:
@@ -105,7 +106,7 @@ def test_a_bad_status_is_rejected_alone(field: str, value: Any) -> None:
     good = wh.status("263771000001", "wamid.a", "delivered")
     bad = {**wh.status("263771000001", "wamid.b", "read"), field: value}
     batch = parse_webhook(wh.payload(statuses=[good, bad]), OURS)
-    assert [s.message_id for s in batch.statuses] == ["wamid.a"]
+    assert [s.about for s in batch.statuses] == ["wamid.a"]
     assert len(batch.rejected) == 1
 
 
@@ -121,13 +122,14 @@ def test_a_message_is_from_its_own_sender_never_another_contact() -> None:
     body = wh.payload([wh.text("263770000003", "from C")])
     _value(body)["contacts"] = [{"profile": {"name": "B"}, "wa_id": "263770000002"}]
     (message,) = parse_webhook(body, OURS).messages
-    assert (message.sender, message.name) == ("263770000003", None)
+    assert (message.channel, message.name) == ("whatsapp:263770000003", None)
     # One change with messages from A and C and a single contact (A).
     body = wh.payload([wh.text("263770000001", "from A")])
     _value(body)["messages"].append(wh.text("263770000003", "from C"))
     _value(body)["contacts"] = [{"profile": {"name": "A"}, "wa_id": "263770000001"}]
     a, c = parse_webhook(body, OURS).messages
-    assert (a.sender, a.name, c.sender, c.name) == ("263770000001", "A", "263770000003", None)
+    assert (a.channel, a.name) == ("whatsapp:263770000001", "A")
+    assert (c.channel, c.name) == ("whatsapp:263770000003", None)
 
 
 def test_a_message_without_from_uses_its_own_user_id() -> None:
@@ -138,7 +140,7 @@ def test_a_message_without_from_uses_its_own_user_id() -> None:
     _value(body)["messages"] = [message]
     _value(body)["contacts"] = [{"profile": {"name": "U"}, "user_id": "US.1349120865"}]
     (parsed,) = parse_webhook(body, OURS).messages
-    assert (parsed.sender, parsed.name) == ("US.1349120865", "U")
+    assert (parsed.channel, parsed.name) == ("whatsapp:US.1349120865", "U")
 
 
 @pytest.mark.parametrize(
@@ -155,14 +157,14 @@ def test_interactive_replies_that_are_not_conversation_input_are_notices(
     message = wh.other("263770000001", "interactive", interactive)
     (parsed,) = parse_webhook(wh.payload([message]), OURS).messages
     assert parsed.kind == "notice"
-    assert parsed.inbound() is None
+    assert inbound_of(parsed) is None
 
 
 def test_a_reaction_is_news_not_a_question() -> None:
     message = wh.other("263770000001", "reaction", {"message_id": "wamid.x", "emoji": "👍"})
     (parsed,) = parse_webhook(wh.payload([message]), OURS).messages
     assert parsed.kind == "reaction"
-    assert parsed.inbound() is None
+    assert inbound_of(parsed) is None
 
 
 def test_an_update_that_breaks_the_parser_in_any_way_is_rejected_not_raised() -> None:

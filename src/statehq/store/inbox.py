@@ -48,6 +48,7 @@ class Update:
     error_code: int | None = None
     error_title: str | None = None
     about: str | None = None  # a status's message id
+    name: str | None = None  # the sender's profile name, when the channel gives one
 
     def __post_init__(self) -> None:
         if type(self.timestamp) is not int or not 0 <= self.timestamp <= MAX_TIMESTAMP:

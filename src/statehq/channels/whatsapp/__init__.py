@@ -7,19 +7,17 @@
 - :mod:`.channel`: :class:`WhatsAppChannel`, what the registry knows it by.
 """
 
-from .channel import WhatsAppChannel, status_id
+from .channel import WhatsAppChannel
 from .delivery import WhatsAppDelivery
 from .graph import DEFAULT_GRAPH_URL, GraphSender, SendResult
 from .webhook import (
     NEWS,
     SIGNATURE_HEADER,
-    UNDERSTOOD,
     Batch,
     SignatureError,
-    StatusUpdate,
-    WhatsAppMessage,
     parse_webhook,
     render,
+    status_id,
     verify_signature,
 )
 
@@ -27,15 +25,12 @@ __all__ = [
     "DEFAULT_GRAPH_URL",
     "NEWS",
     "SIGNATURE_HEADER",
-    "UNDERSTOOD",
     "Batch",
     "GraphSender",
     "SendResult",
     "SignatureError",
-    "StatusUpdate",
     "WhatsAppChannel",
     "WhatsAppDelivery",
-    "WhatsAppMessage",
     "parse_webhook",
     "render",
     "status_id",

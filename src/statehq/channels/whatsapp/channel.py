@@ -9,14 +9,11 @@ Graph API bodies and posted by a :class:`~statehq.channels.whatsapp.graph.GraphS
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
 from collections.abc import Iterator, Mapping
 
 from ...config import Settings
-from ...store.inbox import Update
-from ...store.keys import MAX_MESSAGE_ID_LENGTH
 from ..base import Received, Refusal, Rejected
 from .delivery import WhatsAppDelivery
 from .graph import GraphSender
@@ -62,7 +59,7 @@ class WhatsAppChannel:
             # redelivering it forever would help nobody. Recorded and acknowledged.
             unreadable = f"the body cannot be read: {type(exc).__name__}"
             batch = Batch(rejected=(Rejected("unreadable", unreadable),))
-        return Received(_updates(batch), batch.rejected, batch.skipped)
+        return Received((*batch.messages, *batch.statuses), batch.rejected, batch.skipped)
 
     @contextlib.contextmanager
     def delivery(self, settings: Settings) -> Iterator[WhatsAppDelivery]:
@@ -77,34 +74,3 @@ class WhatsAppChannel:
             yield delivery
         finally:
             delivery.close()
-
-
-def _updates(batch: Batch) -> tuple[Update, ...]:
-    """The batch's messages and statuses as inbox updates (the parser validated them)."""
-    updates = [
-        Update(m.message_id, f"whatsapp:{m.sender}", m.kind, m.timestamp, m.text, m.choice)
-        for m in batch.messages
-    ]
-    updates += [
-        Update(
-            status_id(s.message_id, s.status),
-            f"whatsapp:{s.recipient}",
-            "status",
-            s.timestamp,
-            status=s.status,
-            error_code=s.error_code,
-            error_title=s.error_title,
-            about=s.message_id,
-        )
-        for s in batch.statuses
-    ]
-    return tuple(updates)
-
-
-def status_id(message_id: str, status: str) -> str:
-    """The inbox id of a status: one per message and status, and always a valid id."""
-    joined = f"status:{message_id}:{status}"
-    if len(joined) <= MAX_MESSAGE_ID_LENGTH:
-        return joined
-    digest = hashlib.sha256(message_id.encode()).hexdigest()[:40]
-    return f"status:{digest}:{status}"

@@ -6,12 +6,14 @@ sends many kinds of update a bot must acknowledge but not act on. :func:`parse_w
 never fails on one of them: whatever it does not handle is listed in ``Batch.skipped``
 with the reason, for the log.
 
-What reaches the flow engine (:meth:`WhatsAppMessage.inbound`): text, reply buttons, list
-replies, template quick replies and flow replies (``nfm_reply``). Stickers, images,
-locations, unsupported and unknown types are ``unsupported`` (the service answers them
-politely); ``system`` messages, ``deleted`` and ``edited`` messages, reactions, other
-interactive replies (``call_permission_reply``: a ``notice``) and statuses never move a
-flow and are never answered.
+Every message and status becomes an inbox :class:`~statehq.store.inbox.Update`, the one
+type the webhook route, the inbox and the workers know. What reaches the flow engine:
+text, reply buttons, list replies, template quick replies and flow replies
+(``nfm_reply``). Stickers, images, locations, unsupported and unknown types are
+``unsupported`` (the service answers them politely); ``system`` messages, ``deleted``
+and ``edited`` messages, reactions, other interactive replies
+(``call_permission_reply``: a ``notice``) and statuses never move a flow and are never
+answered.
 
 Every update is validated on its own (:class:`Rejected` lists the malformed ones, with
 why): a message's sender is its own ``from``, never another message's contact; ids must
@@ -30,15 +32,13 @@ from typing import Any
 
 from ...digits import is_digits
 from ...errors import InvalidInput
-from ...flows import Buttons, Inbound, Message, Option, Text
-from ...state import ChannelId
-from ...store.keys import check_message_id
+from ...flows import Buttons, Message, Option, Text
+from ...store.inbox import Update
+from ...store.keys import MAX_MESSAGE_ID_LENGTH, check_message_id
 from ...text import clean_text
 from ..base import Rejected
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
-"""Message kinds the flow engine takes."""
 NEWS = {"system": "system", "revoke": "deleted", "edit": "edited", "reaction": "reaction"}
 """Message types that are news, never a question: recorded, never answered."""
 MAX_TIMESTAMP = 9_000_000_000
@@ -70,38 +70,6 @@ def verify_signature(body: bytes, header: str | None, app_secret: str) -> None:
 
 
 @dataclass(frozen=True)
-class WhatsAppMessage:
-    """One inbound message: who sent it, its kind and what the member typed or tapped."""
-
-    message_id: str
-    sender: str
-    kind: str
-    timestamp: int
-    text: str = ""
-    choice: str | None = None
-    name: str | None = None
-
-    def inbound(self) -> Inbound | None:
-        """The message for the flow engine, or None when it must not move a flow."""
-        if self.kind not in UNDERSTOOD:
-            return None
-        channel = ChannelId("whatsapp", self.sender)
-        return Inbound(channel, self.message_id, self.text, self.choice)
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """Delivery news about a message we sent: sent, delivered, read, failed (with a code)."""
-
-    message_id: str
-    recipient: str
-    status: str
-    timestamp: int
-    error_code: int | None = None
-    error_title: str | None = None
-
-
-@dataclass(frozen=True)
 class Batch:
     """Everything one webhook request carried that is ours to handle, and what was not.
 
@@ -109,8 +77,8 @@ class Batch:
     ``rejected``: updates that are ours but malformed.
     """
 
-    messages: tuple[WhatsAppMessage, ...] = ()
-    statuses: tuple[StatusUpdate, ...] = ()
+    messages: tuple[Update, ...] = ()
+    statuses: tuple[Update, ...] = ()
     skipped: tuple[str, ...] = field(default=())
     rejected: tuple[Rejected, ...] = field(default=())
 
@@ -155,8 +123,8 @@ def parse_webhook(payload: Any, phone_number_id: str | None) -> Batch:
 
 class _Collector:
     def __init__(self) -> None:
-        self.messages: list[WhatsAppMessage] = []
-        self.statuses: list[StatusUpdate] = []
+        self.messages: list[Update] = []
+        self.statuses: list[Update] = []
         self.skipped: list[str] = []
         self.rejected: list[Rejected] = []
 
@@ -224,7 +192,7 @@ def _message_id(raw: dict[str, Any], sender: str | None) -> str:
         raise _Malformed("bad_id", clean_text(str(bad)), sender) from None
 
 
-def _message(raw: Any, contacts: list[dict[str, Any]]) -> WhatsAppMessage:
+def _message(raw: Any, contacts: list[dict[str, Any]]) -> Update:
     """One message; its sender is its own ``from`` (or ``from_user_id``), never a contact's."""
     raw = _dict(raw)
     if "from" in raw or "from_user_id" not in raw:
@@ -238,7 +206,8 @@ def _message(raw: Any, contacts: list[dict[str, Any]]) -> WhatsAppMessage:
     kind, text, choice = _content(raw, sender)
     name = _dict(contact.get("profile")).get("name")
     shown_name = clean_text(name) if isinstance(name, str) and name else None
-    return WhatsAppMessage(message_id, sender, kind, when, text, choice, shown_name)
+    channel = f"whatsapp:{sender}"
+    return Update(message_id, channel, kind, when, text, choice, name=shown_name)
 
 
 def _content(raw: dict[str, Any], sender: str) -> tuple[str, str, str | None]:
@@ -283,7 +252,7 @@ def _is_str(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
-def _status(raw: Any) -> StatusUpdate:
+def _status(raw: Any) -> Update:
     raw = _dict(raw)
     recipient = _sender_id(raw.get("recipient_id"), "recipient_id")
     message_id = _message_id(raw, recipient)
@@ -293,14 +262,25 @@ def _status(raw: Any) -> StatusUpdate:
     errors = [e for e in _list(raw.get("errors")) if isinstance(e, dict)]
     code = errors[0].get("code") if errors else None
     title = errors[0].get("title") if errors else None
-    return StatusUpdate(
-        message_id,
-        recipient,
-        status,
+    return Update(
+        status_id(message_id, status),
+        f"whatsapp:{recipient}",
+        "status",
         _timestamp(raw, recipient),
-        code if type(code) is int and abs(code) < 2**53 else None,
-        clean_text(title)[:300] if isinstance(title, str) else None,
+        status=status,
+        error_code=code if type(code) is int and abs(code) < 2**53 else None,
+        error_title=clean_text(title)[:300] if isinstance(title, str) else None,
+        about=message_id,
     )
+
+
+def status_id(message_id: str, status: str) -> str:
+    """The inbox id of a status: one per message and status, and always a valid id."""
+    joined = f"status:{message_id}:{status}"
+    if len(joined) <= MAX_MESSAGE_ID_LENGTH:
+        return joined
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    return f"status:{digest}:{status}"
 
 
 def render(message: Message, to: str) -> dict[str, Any]:
