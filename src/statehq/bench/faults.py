@@ -28,7 +28,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -234,21 +234,13 @@ def _killed(serve: Served, graph: FakeGraph, plan: FaultPlan, progress: Progress
     progress(f"faults: kill -9 of the store under {plan.rate:g} messages/s ...")
     result = Scenario("kill -9 of the store")
     meta = Meta(base, plan.members)
-    killed_at = 0.0
 
-    async def run() -> None:
-        nonlocal killed_at
-        load = asyncio.create_task(
-            meta.load(plan.before + plan.after, plan.rate, time.monotonic() + 120)
-        )
-        await asyncio.sleep(plan.before)
+    async def kill() -> None:
         pid = server.pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-        await load
 
-    asyncio.run(run())
+    killed_at, _ = _load_with_fault(meta, plan, kill, after=0.0)
     _settle_meta(result, meta, graph, killed_at, killed_at)
     result.notes["restarted"] = server.is_running()
     progress(f"  {_said(result)}")
@@ -278,14 +270,12 @@ def _stalled(serve: Served, graph: FakeGraph, plan: FaultPlan, progress: Progres
                     "status": code,
                     "seconds": round(time.monotonic() - started, 3),
                 }
-        result.first_503_s = result.notes["/webhooks/whatsapp"]["seconds"]
         time.sleep(max(0.0, plan.stall - (time.monotonic() - stopped_at)))
     finally:
         os.kill(pid, signal.SIGCONT)
     resumed_at = time.monotonic()
     meta = Meta(base, plan.members)
     asyncio.run(meta.load(1.0, plan.rate, time.monotonic() + 60))
-    result.statuses = meta.statuses
     _settle_meta(result, meta, graph, stopped_at, resumed_at)
     result.first_503_s = result.notes["/webhooks/whatsapp"]["seconds"]
     progress(f"  {_said(result)}; {result.notes}")
@@ -298,30 +288,51 @@ def _full(serve: Served, graph: FakeGraph, plan: FaultPlan, progress: Progress) 
     result = Scenario("store full (maxmemory)")
     client = redis.Redis(unix_socket_path=str(server.socket_path))
     meta = Meta(base, plan.members)
-    filled_at = raised_at = 0.0
 
-    async def run() -> None:
-        nonlocal filled_at, raised_at
-        load = asyncio.create_task(
-            meta.load(plan.before + plan.after, plan.rate, time.monotonic() + 120)
-        )
-        await asyncio.sleep(plan.before)
+    async def fill() -> None:
         used = int(client.info("memory")["used_memory"])
         client.config_set("maxmemory", str(used // 2))
-        filled_at = time.monotonic()
-        await asyncio.sleep(plan.after / 2)
+
+    async def raise_limit() -> None:
         client.config_set("maxmemory", "0")
-        raised_at = time.monotonic()
-        await load
 
     try:
-        asyncio.run(run())
+        filled_at, raised_at = _load_with_fault(meta, plan, fill, raise_limit, plan.after / 2)
     finally:
         client.config_set("maxmemory", "0")
         client.close()
     _settle_meta(result, meta, graph, filled_at, raised_at)
     progress(f"  {_said(result)}")
     return result
+
+
+def _load_with_fault(
+    meta: Meta,
+    plan: FaultPlan,
+    fault: Callable[[], Awaitable[None]],
+    end: Callable[[], Awaitable[None]] | None = None,
+    after: float = 0.0,
+) -> tuple[float, float]:
+    """Meta-like load for ``before + after`` s of the plan; ``fault`` once ``before`` s have
+    passed and ``end`` ``after`` s later. When the fault began, and when it ended."""
+    began = ended = 0.0
+
+    async def run() -> None:
+        nonlocal began, ended
+        load = asyncio.create_task(
+            meta.load(plan.before + plan.after, plan.rate, time.monotonic() + 120)
+        )
+        await asyncio.sleep(plan.before)
+        await fault()
+        began = ended = time.monotonic()
+        if end is not None:
+            await asyncio.sleep(after)
+            await end()
+            ended = time.monotonic()
+        await load
+
+    asyncio.run(run())
+    return began, ended
 
 
 def _settle_meta(
