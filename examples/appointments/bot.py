@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from statehq import Settings
+from statehq import BotSettings
 from statehq.flows import (
     Api,
     Buttons,
@@ -241,7 +241,7 @@ class SalonBot(SimpleBot):
 
 
 @contextmanager
-def create_bot(settings: Settings) -> Iterator[SalonBot]:
+def create_bot(settings: BotSettings) -> Iterator[SalonBot]:
     """``STATEHQ_BOT=examples.appointments.bot:create_bot``: the bot on its diary."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     diary = Diary(settings.data_dir / "salon.sqlite3")

@@ -8,7 +8,7 @@ session.update_state({"profile": {"name": "Ann"}})   # validated, versioned, aud
 ```
 """
 
-from .config import Settings
+from .config import BotSettings, ServiceSettings, Settings, StoreSettings, WhatsAppSettings
 from .errors import (
     ConfigError,
     CorruptState,
@@ -65,6 +65,7 @@ __all__ = [
     "AuditEntry",
     "AuditEvent",
     "AuditLog",
+    "BotSettings",
     "ChannelId",
     "ConfigError",
     "CorruptState",
@@ -84,6 +85,7 @@ __all__ = [
     "NoLiveSession",
     "NoSession",
     "RecoveryResult",
+    "ServiceSettings",
     "SessionEnded",
     "SessionMoved",
     "SessionStatus",
@@ -97,10 +99,12 @@ __all__ = [
     "StateValidator",
     "StoreFull",
     "StoreRefused",
+    "StoreSettings",
     "StoreUnavailable",
     "TransitionRefused",
     "VersionConflict",
     "VersionNotFound",
     "Violation",
+    "WhatsAppSettings",
     "__version__",
 ]

@@ -3,6 +3,11 @@
 Every variable is listed in :data:`VARIABLES` (the README's configuration table is
 generated from the same facts), parsed once, and refused with a :class:`ConfigError`
 naming the variable when it is malformed.
+
+:class:`Settings` holds them all; each layer is handed only its own part
+(:class:`StoreSettings`, :class:`ServiceSettings`, :class:`WhatsAppSettings`,
+:class:`BotSettings`), so the store never holds a WhatsApp secret and a bot never
+holds the admin token.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from . import config_checks as check
 from .errors import ConfigError
@@ -59,14 +64,27 @@ class Settings:
     whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
 
     def __post_init__(self) -> None:
-        # Accept a str for convenience (StateStore.open(data_dir="/tmp/x")).
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
-        # Values given in code are checked by the same rules as the environment's, and
-        # the error names the variable a user would set.
-        for var in VARIABLES:
-            value = getattr(self, var.attr)
-            if value is not None and var.attr not in UNCHECKED:
-                var.parse(var.name, str(value))
+        _check(self, {f.name: f.name for f in fields(self)})
+
+    @property
+    def store(self) -> StoreSettings:
+        """What the store and the state manager need: the server, lifetimes, limits."""
+        return StoreSettings.of(self)
+
+    @property
+    def service(self) -> ServiceSettings:
+        """What the HTTP service and its workers need: address, workers, admin token."""
+        return ServiceSettings.of(self)
+
+    @property
+    def whatsapp(self) -> WhatsAppSettings:
+        """What the WhatsApp channel needs: its secrets and the Graph API."""
+        return WhatsAppSettings.of(self)
+
+    @property
+    def bot_settings(self) -> BotSettings:
+        """What a bot's factory is given: its import path, its backend, its data."""
+        return BotSettings.of(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -104,6 +122,117 @@ class Settings:
 
 UNCHECKED = ("data_dir", "keep_server", "mark_read", "port")
 """Settings whose values in code are not strings to parse (their types are checked)."""
+
+
+def _check(settings: Any, attrs: Mapping[str, str]) -> None:
+    """Check values given in code by the environment's rules (``attrs``: field -> setting).
+
+    The error names the variable a user would set.
+    """
+    if "data_dir" in attrs:  # a str is accepted for convenience (data_dir="/tmp/x")
+        object.__setattr__(settings, "data_dir", Path(settings.data_dir))
+    by_attr = {var.attr: var for var in VARIABLES}
+    for name, attr in attrs.items():
+        value = getattr(settings, name)
+        if value is not None and attr not in UNCHECKED:
+            by_attr[attr].parse(by_attr[attr].name, str(value))
+
+
+class _Layer:
+    """One layer's share of :class:`Settings` (its fields named as there, or in RENAMED)."""
+
+    RENAMED: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def _attrs(cls) -> dict[str, str]:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        return {name: cls.RENAMED.get(name, name) for name in names}
+
+    @classmethod
+    def of(cls, settings: Settings) -> Self:
+        """This layer's part of ``settings``."""
+        return cls(**{name: getattr(settings, attr) for name, attr in cls._attrs().items()})
+
+    def __post_init__(self) -> None:
+        _check(self, self._attrs())
+
+    def override(self, **changes: Any) -> Self:
+        """A copy with some settings replaced; names this layer does not have are refused."""
+        unknown = set(changes) - set(self._attrs())
+        if unknown:
+            kind = type(self).__name__
+            raise ConfigError(f"unknown setting(s) for {kind}: {', '.join(sorted(unknown))}")
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class StoreSettings(_Layer):
+    """The store's and the state manager's settings (see :data:`VARIABLES`)."""
+
+    redis_url: str | None = None
+    data_dir: Path = Path(".statehq")
+    appendfsync: str = "everysec"
+    maxmemory: str = "256mb"
+    keep_server: bool = False
+    session_ttl: float = 300.0
+    expired_memory: float = 86400.0
+    history_length: int = 10
+    dedup_ttl: float = 7 * 86400.0
+    max_document_bytes: int = 512 * 1024
+    key_prefix: str = "statehq"
+    mutate_deadline: float = 2.0
+    audit_retention: float = 30 * 86400.0
+    audit_max_entries: int = 10_000
+    audit_tail_length: int = 100_000
+    jwt_refresh_margin: float = 60.0
+    store_timeout: float = 1.5
+
+
+@dataclass(frozen=True)
+class ServiceSettings(_Layer):
+    """The HTTP service's and its workers' settings."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 4
+    lease_ttl: float = 30.0
+    max_message_age: float = 86400.0
+    max_attempts: int = 5
+    store_timeout: float = 1.5
+    reconcile_interval: float = 10.0
+    admin_token: str | None = field(default=None, repr=False)
+    channels: str = ""
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings(_Layer):
+    """The WhatsApp channel's settings (``STATEHQ_WHATSAPP_*`` and ``STATEHQ_MARK_READ``)."""
+
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "verify_token": "whatsapp_verify_token",
+        "app_secret": "whatsapp_app_secret",
+        "access_token": "whatsapp_access_token",
+        "phone_number_id": "whatsapp_phone_number_id",
+        "graph_url": "whatsapp_graph_url",
+    }
+
+    verify_token: str | None = field(default=None, repr=False)
+    app_secret: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    phone_number_id: str | None = None
+    graph_url: str = "https://graph.facebook.com/v23.0"
+    mark_read: bool = False
+
+
+@dataclass(frozen=True)
+class BotSettings(_Layer):
+    """What a bot's factory is given: which bot, its backend, where it may keep data."""
+
+    bot: str = "statehq.credex.app:credex_bot"
+    backend_url: str | None = None
+    backend_api_key: str | None = field(default=None, repr=False)
+    welcome_grant: str = "100 USD"
+    data_dir: Path = Path(".statehq")
 
 
 @dataclass(frozen=True)
@@ -238,7 +367,7 @@ VARIABLES: tuple[Variable, ...] = (
         "bot",
         check.import_path,
         "statehq.credex.app:credex_bot",
-        "The bot to run, as `module:factory`; the factory takes the Settings and returns a "
+        "The bot to run, as `module:factory`; the factory takes the BotSettings and returns a "
         "bot (or a context manager yielding one). The current directory is importable.",
     ),
     Variable(
@@ -386,3 +515,10 @@ VARIABLES: tuple[Variable, ...] = (
         "The Graph API base URL (point it at a local or staging server to test).",
     ),
 )
+
+
+def store_settings_of(settings: Settings | StoreSettings | None) -> StoreSettings:
+    """The store's settings, from a layer's own or from everything (``None``: the environment)."""
+    if settings is None:
+        return Settings.from_env().store
+    return settings.store if isinstance(settings, Settings) else settings

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from statehq.channels.base import inbound_of
 from statehq.channels.whatsapp import (
     SignatureError,
     parse_webhook,
@@ -18,7 +19,6 @@ from statehq.channels.whatsapp import (
     verify_signature,
 )
 from statehq.flows import Buttons, Option, OptionList, Text
-from statehq.service.worker import inbound_of
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "whatsapp-updates"  # from pywa, MIT
 OURS = "1122334455667"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from statehq.channels.base import inbound_of
 from statehq.channels.whatsapp import parse_webhook
-from statehq.service.worker import inbound_of
 from statehq.testing import webhooks as wh
 
 OURS = wh.PHONE_NUMBER_ID

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from examples.appointments.bot import SalonBot, create_bot, parse_day, parse_name
-from statehq import Settings, StateStore
+from statehq import BotSettings, Settings, StateStore
 from statehq.flows import Headquarters, Inbound, Invalid, build_engine
 from statehq.state import ChannelId
 from statehq.testing import webhooks as wh
@@ -68,7 +68,7 @@ def test_names() -> None:
 @pytest.fixture
 def engine(store: StateStore, tmp_path: Path) -> Iterator[Headquarters]:
     """The salon bot's engine on the test store and a fresh diary."""
-    with create_bot(store.settings.override(data_dir=tmp_path / "salon")) as bot:
+    with create_bot(BotSettings(data_dir=tmp_path / "salon")) as bot:
         yield build_engine(store, bot)
 
 

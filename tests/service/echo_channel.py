@@ -72,5 +72,8 @@ class EchoChannel:
         return Received((update,))
 
     @contextmanager
-    def delivery(self, settings: Settings) -> Iterator[EchoDelivery]:
+    def delivery(self) -> Iterator[EchoDelivery]:
         yield EchoDelivery()
+
+    def problems(self) -> list[str]:
+        return []

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import uvicorn
 
-from statehq import Settings, StateStore
+from statehq import BotSettings, Settings, StateStore
 from statehq.bench.cpu import children
 from statehq.channels.whatsapp import GraphSender, WhatsAppDelivery
 from statehq.credex.app import build_engine, open_ledger
@@ -149,7 +149,7 @@ def serving(settings: Settings) -> Iterator[Running]:
 @pytest.fixture
 def engine(store: StateStore, tmp_path: Path) -> Iterator[Headquarters]:
     """The credex engine on the test's store and a fresh ledger."""
-    with open_ledger(store.settings.override(data_dir=tmp_path / "data")) as ledger:
+    with open_ledger(BotSettings(data_dir=tmp_path / "data")) as ledger:
         yield build_engine(store, ledger)
 
 

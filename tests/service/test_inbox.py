@@ -8,9 +8,10 @@ import time
 from service_kit import new_phone
 
 from statehq import StateStore
+from statehq.channels.base import inbound_of
 from statehq.channels.whatsapp import WhatsAppDelivery
 from statehq.flows import Headquarters
-from statehq.service.worker import Worker, WorkerSettings, inbound_of
+from statehq.service.worker import Worker, WorkerSettings
 from statehq.store.inbox import Inbox, Update
 from statehq.store.operations import Outbox
 from statehq.testing import webhooks as wh

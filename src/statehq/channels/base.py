@@ -15,10 +15,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..config import Settings
-from ..flows import Message
+from ..flows import Inbound, Message
 from ..state import ChannelId
 from ..store.inbox import Update, entry
+
+UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
+"""Update kinds the flow engine takes; ``unsupported`` gets a polite reply, the rest none."""
+
+
+def inbound_of(update: Update) -> Inbound | None:
+    """The message for the flow engine, or None when the update must not move a flow."""
+    if update.kind not in UNDERSTOOD:
+        return None
+    return Inbound(ChannelId.parse(update.channel), update.id, update.text, update.choice)
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,12 @@ class Channel(Protocol):
         """The updates of one POST; :class:`Refusal` when the request is not the channel's."""
         ...
 
-    def delivery(self, settings: Settings) -> AbstractContextManager[Delivery]:
+    def delivery(self) -> AbstractContextManager[Delivery]:
         """A worker's own way out (its own connections), closed with the worker."""
+        ...
+
+    def problems(self) -> list[str]:
+        """What is missing from its configuration, in words (logged when serving starts)."""
         ...
 
 

@@ -41,7 +41,7 @@ def channels(settings: Settings) -> list[Channel]:
         channel = factory_at(path, "STATEHQ_CHANNELS", "a channel")(settings)
         kind = getattr(channel, "type", None)
         if not isinstance(kind, str) or not all(
-            hasattr(channel, hook) for hook in ("verify", "receive", "delivery")
+            hasattr(channel, hook) for hook in ("verify", "receive", "delivery", "problems")
         ):
             raise ConfigError(
                 f"STATEHQ_CHANNELS: {path} made a {type(channel).__name__}, which is not a "
@@ -55,7 +55,7 @@ def channels(settings: Settings) -> list[Channel]:
 def _whatsapp(settings: Settings) -> Channel:
     from .whatsapp import WhatsAppChannel
 
-    return WhatsAppChannel(settings)
+    return WhatsAppChannel(settings.whatsapp)
 
 
 register_channel("whatsapp", _whatsapp)

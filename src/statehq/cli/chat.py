@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 
 from ..channels.terminal import TerminalChat
+from ..config import BotSettings
 from ..digits import is_digits
 from ..flows import build_engine, open_bot
 from ..store import StateStore
@@ -25,21 +26,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
 
 
-def run_chat(store: StateStore, phone: str) -> int:
+def run_chat(store: StateStore, bot_settings: BotSettings, phone: str) -> int:
     """Chat on stdin/stdout; scripted when stdin is not a terminal."""
     digits = phone.removeprefix("+")
     if not is_digits(digits) or not 8 <= len(digits) <= 15:
         print(f"statehq: --as takes a phone number of 8-15 digits, got {phone!r}", file=sys.stderr)
         return 2
-    settings = store.settings
-    with open_bot(settings) as bot:
-        chat = TerminalChat(build_engine(store, bot), digits)
+    with open_bot(bot_settings) as bot:
+        chat = TerminalChat(build_engine(store, bot), digits, sys.stdout)
         interactive = sys.stdin.isatty()
         if interactive:
-            where = settings.redis_url or f"embedded Valkey in {settings.data_dir}"
-            print(INTRO.format(bot=settings.bot, phone=digits, store=where))
+            where = store.settings.redis_url or f"embedded Valkey in {store.settings.data_dir}"
+            print(INTRO.format(bot=bot_settings.bot, phone=digits, store=where))
         try:
-            chat.run(_lines(interactive), sys.stdout, echo=not interactive)
+            chat.run(_lines(interactive), echo=not interactive)
         except KeyboardInterrupt:
             print()
     return 0

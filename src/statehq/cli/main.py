@@ -26,7 +26,7 @@ import asyncio
 import json
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from ..config import Settings
 from ..digits import is_digits
 from ..errors import ConfigError, NoLiveSession, StateError, VersionConflict
 from ..flows import bot_stages, open_bot
-from ..flows.loading import add_bot_commands
+from ..flows.loading import BotRunner, add_bot_commands
 from ..redact import redact_text, redact_value
 from ..state import StateManager
 from ..store import AsyncStateStore, StateStore
@@ -93,9 +93,6 @@ def _since_arg(text: str) -> datetime | str:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError("give the time zone, e.g. 2026-11-22T08:00:00+00:00")
     return moment
-
-
-BotRunner = Callable[[Settings, argparse.Namespace], int | None]
 
 
 def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
@@ -317,12 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings is None:
             raise config_error
         if bot_runner is not None:
-            status = bot_runner(settings, args)
+            status = bot_runner(settings.bot_settings, args)
             if status is not None:
                 return status
         if args.command == "serve":
             return run_serve(args)
-        with StateStore.open(url=args.url) as store:
+        with StateStore.open(url=args.url, settings=settings) as store:
             if store.settings.redis_url is None and args.command == "shell":
                 where = EmbeddedValkey(store.settings)
                 print(
@@ -330,8 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"(data in {where.data_dir}, appendfsync {store.settings.appendfsync})"
                 )
             if args.command == "chat":
-                return chat.run_chat(store, args.phone)
-            with open_bot(store.settings) as bot:
+                return chat.run_chat(store, settings.bot_settings, args.phone)
+            with open_bot(settings) as bot:
                 manager = StateManager(store, stages=bot_stages(bot))
             if args.command == "state":
                 return run_state(manager, args)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..config import Settings
+from ..config import BotSettings
 from ..flows import Headquarters
 from ..flows.components import declare_flows
 from ..state import Stages, StateManager
@@ -29,7 +29,7 @@ def credex_stages() -> Stages:
     return declare_flows(Stages(), FLOWS)
 
 
-def welcome_grant(settings: Settings) -> tuple[Decimal, str] | None:
+def welcome_grant(settings: BotSettings) -> tuple[Decimal, str] | None:
     """``STATEHQ_WELCOME_GRANT`` as an amount and denomination (None for ``0``)."""
     if settings.welcome_grant == "0":
         return None
@@ -38,7 +38,7 @@ def welcome_grant(settings: Settings) -> tuple[Decimal, str] | None:
 
 
 @contextmanager
-def open_backend(settings: Settings) -> Iterator[Backend]:
+def open_backend(settings: BotSettings) -> Iterator[Backend]:
     """``STATEHQ_BACKEND_URL``'s API when set, else the built-in ledger in the data dir."""
     if settings.backend_url:
         from .client import HttpBackend
@@ -51,7 +51,7 @@ def open_backend(settings: Settings) -> Iterator[Backend]:
 
 
 @contextmanager
-def open_ledger(settings: Settings) -> Iterator[Ledger]:
+def open_ledger(settings: BotSettings) -> Iterator[Ledger]:
     """The built-in ledger in the data dir, granting ``STATEHQ_WELCOME_GRANT`` to newcomers."""
     from .ledger import Ledger
 
@@ -67,7 +67,7 @@ def build_engine(store: StateStore, backend: Backend) -> Headquarters:
 
 
 @contextmanager
-def credex_bot(settings: Settings) -> Iterator[CredexBot]:
+def credex_bot(settings: BotSettings) -> Iterator[CredexBot]:
     """The bot factory ``STATEHQ_BOT`` names by default: credex on its configured backend."""
     with open_backend(settings) as backend:
         yield CredexBot(backend)
@@ -80,7 +80,7 @@ def cli_commands(commands: Any) -> None:
     declare(commands)
 
 
-def run_cli(settings: Settings, args: Any) -> int | None:
+def run_cli(settings: BotSettings, args: Any) -> int | None:
     """Run a ``statehq ledger`` command; None for any other."""
     from .cli import run_cli as run
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import Settings
+from ..config import BotSettings
 from .app import open_ledger
 
 
@@ -22,7 +22,7 @@ def cli_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument("--port", type=int, default=8100)
 
 
-def run_cli(settings: Settings, args: argparse.Namespace) -> int | None:
+def run_cli(settings: BotSettings, args: argparse.Namespace) -> int | None:
     """Run ``ledger seed`` or ``ledger serve``; None for any other command."""
     if args.command != "ledger":
         return None

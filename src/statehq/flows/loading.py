@@ -1,7 +1,9 @@
 """Bots found by import path: ``STATEHQ_BOT=package.module:factory``.
 
 statehq runs any bot; the reference bot is only the default. A factory takes the
-:class:`~statehq.config.Settings` and returns a :class:`~statehq.flows.Bot`, or a
+:class:`~statehq.config.BotSettings` (its import path, ``STATEHQ_BACKEND_URL`` and
+``STATEHQ_BACKEND_API_KEY``, ``STATEHQ_DATA_DIR``; nothing of the store's or the
+channels' secrets) and returns a :class:`~statehq.flows.Bot`, or a
 context manager yielding one when the bot owns something to close (a database, an HTTP
 client)::
 
@@ -14,7 +16,7 @@ attribute or something that makes no bot is refused at start-up with a
 :class:`~statehq.errors.ConfigError` that says which.
 
 The module may also add commands to the ``statehq`` command line: a function
-``cli_commands(subparsers)`` declares them and ``run_cli(settings, args)`` runs one
+``cli_commands(subparsers)`` declares them and ``run_cli(bot_settings, args)`` runs one
 (returning None for a command that is not its own).
 """
 
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from ..config import Settings
+from ..config import BotSettings, Settings
 from ..errors import ConfigError
 from ..importing import factory_at, module_of
 from ..state import Stages, StateManager
@@ -43,14 +45,15 @@ def bot_module(path: str) -> ModuleType:
     return module_of(path, "STATEHQ_BOT")
 
 
-def load_factory(path: str) -> Callable[[Settings], Any]:
+def load_factory(path: str) -> Callable[[BotSettings], Any]:
     """The bot factory at ``path``; ConfigError when there is none there."""
     return factory_at(path, "STATEHQ_BOT", "a bot")
 
 
 @contextlib.contextmanager
-def open_bot(settings: Settings) -> Iterator[Bot]:
+def open_bot(settings: Settings | BotSettings) -> Iterator[Bot]:
     """The bot ``settings.bot`` makes, for as long as the block runs (then closed)."""
+    settings = bot_settings_of(settings)
     factory = load_factory(settings.bot)
     try:
         made = factory(settings)
@@ -90,9 +93,19 @@ def build_engine(store: StateStore, bot: Bot) -> Headquarters:
     return Headquarters(StateManager(store, stages=bot_stages(bot)), bot)
 
 
+BotRunner = Callable[[BotSettings, argparse.Namespace], int | None]
+"""A bot module's ``run_cli``: runs one of its commands, or None when it is not its own."""
+
+
+def bot_settings_of(settings: Settings | BotSettings) -> BotSettings:
+    """A bot's settings, from its own or from everything."""
+    return settings.bot_settings if isinstance(settings, Settings) else settings
+
+
 def add_bot_commands(
-    settings: Settings, commands: argparse._SubParsersAction[argparse.ArgumentParser]
-) -> Callable[[Settings, argparse.Namespace], int | None] | None:
+    settings: Settings | BotSettings,
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> BotRunner | None:
     """Let the bot's module add its commands (``cli_commands``); their runner, if any."""
     try:
         module = bot_module(settings.bot)
@@ -102,6 +115,6 @@ def add_bot_commands(
     run = getattr(module, "run_cli", None)
     if callable(declare) and callable(run):
         declare(commands)
-        runner: Callable[[Settings, argparse.Namespace], int | None] = run
+        runner: BotRunner = run
         return runner
     return None

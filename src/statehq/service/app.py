@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -214,8 +214,9 @@ def serve(settings: Settings) -> None:
     """
     with open_bot(settings):
         pass
-    for warning in _missing(settings):
-        log.warning(warning)
+    for channel in channels(settings):
+        for problem in channel.problems():
+            log.warning("%s channel: %s", channel.type, problem)
     uvicorn.run(
         create_app(settings, worker_processes=True),
         host=settings.host,
@@ -224,15 +225,3 @@ def serve(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
     )
-
-
-def _missing(settings: Settings) -> Iterator[str]:
-    if not settings.whatsapp_app_secret:
-        yield "WHATSAPP_APP_SECRET is not set: the webhook answers 503 to every POST"
-    if not settings.whatsapp_verify_token:
-        yield "WHATSAPP_VERIFY_TOKEN is not set: Meta's verify step will fail"
-    if not (settings.whatsapp_access_token and settings.whatsapp_phone_number_id):
-        yield (
-            "WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set: "
-            "replies cannot be sent (their failures are audited)"
-        )

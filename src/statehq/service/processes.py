@@ -58,8 +58,7 @@ def open_worker(
     store = stack.enter_context(StateStore.open(url=url, settings=settings))
     bot = stack.enter_context(open_bot(settings))
     deliveries: dict[str, Delivery] = {
-        channel.type: stack.enter_context(channel.delivery(settings))
-        for channel in channels(settings)
+        channel.type: stack.enter_context(channel.delivery()) for channel in channels(settings)
     }
     pacing = WorkerSettings(
         lease_ttl=settings.lease_ttl,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import metrics
-from ..channels.base import Delivery, DeliveryReport
+from ..channels.base import Delivery, DeliveryReport, inbound_of
 from ..errors import (
     InvalidInput,
     LeaseBusy,
@@ -39,7 +39,6 @@ from ..errors import (
 )
 from ..flows import Headquarters, Inbound, Message, Text
 from ..redact import get_logger, redact_text
-from ..state import ChannelId
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.inbox import Claim, Inbox, Taken, Update
@@ -70,17 +69,6 @@ class WorkerSettings:
         """Seconds before a failed update's next attempt (jittered, capped)."""
         delay = min(self.retry_base * 2.0 ** min(attempts - 1, 20), self.retry_cap)
         return delay * random.uniform(0.8, 1.2)
-
-
-UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
-"""Update kinds the flow engine takes; ``unsupported`` gets a polite reply, the rest none."""
-
-
-def inbound_of(update: Update) -> Inbound | None:
-    """The message for the flow engine, or None when the update must not move a flow."""
-    if update.kind not in UNDERSTOOD:
-        return None
-    return Inbound(ChannelId.parse(update.channel), update.id, update.text, update.choice)
 
 
 def _not_the_message(error: Exception) -> bool:

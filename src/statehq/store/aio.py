@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from ..config import Settings
+from ..config import Settings, StoreSettings, store_settings_of
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
 from . import maintenance, routes
@@ -40,7 +40,7 @@ class AsyncStateStore:
     def __init__(
         self,
         client: aioredis.Redis,
-        settings: Settings,
+        settings: StoreSettings,
         *,
         clock: Clock = utc_now,
         server: EmbeddedValkey | None = None,
@@ -56,7 +56,7 @@ class AsyncStateStore:
         cls,
         url: str | None = None,
         *,
-        settings: Settings | None = None,
+        settings: Settings | StoreSettings | None = None,
         clock: Clock = utc_now,
         timeout: float | None = None,
         **overrides: Any,
@@ -68,7 +68,7 @@ class AsyncStateStore:
         passes ``settings.store_timeout``). ``overrides`` replace individual settings,
         e.g. ``session_ttl=60``.
         """
-        base = settings or Settings.from_env()
+        base = store_settings_of(settings)
         if url is not None:
             overrides["redis_url"] = url
         resolved = base.override(**overrides)

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ..config import Settings
+from ..config import Settings, StoreSettings, store_settings_of
 from ..errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def _quote(value: str) -> str:
 class EmbeddedValkey:
     """Start, share and stop the private server for one data dir."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | StoreSettings) -> None:
+        self.settings = store_settings_of(settings)
         self.data_dir = settings.data_dir.expanduser().resolve()
         self.pid_path = self.data_dir / "valkey.pid"
         self.conf_path = self.data_dir / "valkey.conf"

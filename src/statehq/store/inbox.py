@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, StoreSettings, store_settings_of
 from ..errors import InvalidInput
 from .keys import KeySpace, MemberKeys, check_message_id
 from .requests import Command, Operation, Script
@@ -99,8 +99,8 @@ class Claim:
 class Inbox:
     """Builds the inbox operations for one key prefix and dedup TTL."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | StoreSettings) -> None:
+        self.settings = store_settings_of(settings)
         self.keys = KeySpace(settings.key_prefix)
         self.ready = self.keys.inbox_ready()
 

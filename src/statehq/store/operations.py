@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, StoreSettings, store_settings_of
 from ..errors import (
     CorruptState,
     DocumentTooLarge,
@@ -58,8 +58,8 @@ def _ms(seconds: float) -> int:
 class Operations:
     """Builds the generators for one key space, one set of limits and one clock."""
 
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | StoreSettings, clock: Clock = utc_now) -> None:
+        self.settings = store_settings_of(settings)
         self.keys = KeySpace(settings.key_prefix)
         self.clock = clock
 

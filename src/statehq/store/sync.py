@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, RedisError
 
-from ..config import Settings
+from ..config import Settings, StoreSettings, store_settings_of
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
 from . import codec, maintenance, routes
@@ -36,7 +36,7 @@ class StateStore:
     def __init__(
         self,
         client: redis.Redis,
-        settings: Settings,
+        settings: StoreSettings,
         *,
         clock: Clock = utc_now,
         server: EmbeddedValkey | None = None,
@@ -52,7 +52,7 @@ class StateStore:
         cls,
         url: str | None = None,
         *,
-        settings: Settings | None = None,
+        settings: Settings | StoreSettings | None = None,
         clock: Clock = utc_now,
         timeout: float | None = None,
         **overrides: Any,
@@ -63,7 +63,7 @@ class StateStore:
         :class:`StoreUnavailable` (default 5 to connect, 10 to reply). ``overrides``
         replace individual settings, e.g. ``session_ttl=60``.
         """
-        base = settings or Settings.from_env()
+        base = store_settings_of(settings)
         if url is not None:
             overrides["redis_url"] = url
         resolved = base.override(**overrides)

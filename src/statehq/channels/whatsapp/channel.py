@@ -13,7 +13,7 @@ import hmac
 import json
 from collections.abc import Iterator, Mapping
 
-from ...config import Settings
+from ...config import WhatsAppSettings
 from ..base import Received, Refusal, Rejected
 from .delivery import WhatsAppDelivery
 from .graph import GraphSender
@@ -25,12 +25,12 @@ class WhatsAppChannel:
 
     type = "whatsapp"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
 
     def verify(self, params: Mapping[str, str]) -> tuple[int, str]:
         """Meta's subscription handshake: the challenge back when the verify token matches."""
-        expected = self.settings.whatsapp_verify_token
+        expected = self.settings.verify_token
         given = params.get("hub.verify_token", "")
         if (
             expected
@@ -42,7 +42,7 @@ class WhatsAppChannel:
 
     def receive(self, headers: Mapping[str, str], body: bytes) -> Received:
         """Every update of a signed POST; Refusal when it is not Meta's (or not JSON)."""
-        secret = self.settings.whatsapp_app_secret
+        secret = self.settings.app_secret
         if not secret:
             raise Refusal(503, "WHATSAPP_APP_SECRET is not set, so no update can be verified")
         try:
@@ -50,7 +50,7 @@ class WhatsAppChannel:
         except SignatureError as unsigned:
             raise Refusal(unsigned.status, str(unsigned)) from None
         try:
-            batch = parse_webhook(json.loads(body), self.settings.whatsapp_phone_number_id)
+            batch = parse_webhook(json.loads(body), self.settings.phone_number_id)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Refusal(400, f"the body is not valid JSON: {exc}") from None
         except (ValueError, RecursionError) as exc:
@@ -62,15 +62,27 @@ class WhatsAppChannel:
         return Received((*batch.messages, *batch.statuses), batch.rejected, batch.skipped)
 
     @contextlib.contextmanager
-    def delivery(self, settings: Settings) -> Iterator[WhatsAppDelivery]:
+    def delivery(self) -> Iterator[WhatsAppDelivery]:
         """Replies through the Graph API from ``WHATSAPP_PHONE_NUMBER_ID``."""
-        sender = GraphSender(
-            settings.whatsapp_graph_url,
-            settings.whatsapp_phone_number_id or "",
-            settings.whatsapp_access_token or "",
-        )
-        delivery = WhatsAppDelivery(sender, mark_read=settings.mark_read)
+        s = self.settings
+        sender = GraphSender(s.graph_url, s.phone_number_id or "", s.access_token or "")
+        delivery = WhatsAppDelivery(sender, mark_read=s.mark_read)
         try:
             yield delivery
         finally:
             delivery.close()
+
+    def problems(self) -> list[str]:
+        """The settings whose absence stops the webhook or the replies."""
+        s = self.settings
+        missing = []
+        if not s.app_secret:
+            missing.append("WHATSAPP_APP_SECRET is not set: the webhook answers 503 to every POST")
+        if not s.verify_token:
+            missing.append("WHATSAPP_VERIFY_TOKEN is not set: Meta's verify step will fail")
+        if not (s.access_token and s.phone_number_id):
+            missing.append(
+                "WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set: "
+                "replies cannot be sent (their failures are audited)"
+            )
+        return missing
