@@ -17,6 +17,8 @@ def test_defaults() -> None:
 def test_every_variable_is_read() -> None:
     env = {
         "STATEHQ_REDIS_URL": "redis://localhost:6379/0",
+        "STATEHQ_REDIS_CA_FILE": __file__,
+        "STATEHQ_SHARDS": "4",
         "STATEHQ_DATA_DIR": "/tmp/x",
         "STATEHQ_APPENDFSYNC": "always",
         "STATEHQ_MAXMEMORY": "1gb",
@@ -56,6 +58,7 @@ def test_every_variable_is_read() -> None:
     assert set(env) == {v.name for v in VARIABLES}
     s = Settings.from_env(env)
     assert s.redis_url == "redis://localhost:6379/0"
+    assert (s.redis_ca_file, s.shards) == (__file__, 4)
     assert (s.audit_retention, s.audit_max_entries, s.audit_tail_length) == (86400.0, 50, 500)
     assert s.jwt_refresh_margin == 30.0
     assert (s.backend_url, s.backend_api_key, s.welcome_grant) == (
@@ -105,7 +108,16 @@ def test_every_variable_is_read() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("STATEHQ_REDIS_URL", "http://x", "must start with redis://"),
+        ("STATEHQ_REDIS_URL", "http://x", "unknown scheme 'http'; use redis://"),
+        ("STATEHQ_REDIS_URL", "localhost:6379", "must be a URL such as redis://host:6379"),
+        ("STATEHQ_REDIS_URL", "redis+cluster://", "needs at least one host:port"),
+        ("STATEHQ_REDIS_URL", "redis+cluster://h:1,h", "'h' is not host:port"),
+        ("STATEHQ_REDIS_URL", "redis+cluster://h:1/0", "a Cluster has one database"),
+        ("STATEHQ_REDIS_URL", "redis+sentinel://h:26379", "needs the master's service name"),
+        ("STATEHQ_REDIS_URL", "redis+sentinel://h:26379/m/x", "database must be a number"),
+        ("STATEHQ_REDIS_CA_FILE", "/no/such/ca.pem", "no file at '/no/such/ca.pem'"),
+        ("STATEHQ_SHARDS", "-1", "from 0 \\(auto\\) to 1024"),
+        ("STATEHQ_SHARDS", "5000", "from 0 \\(auto\\) to 1024"),
         ("STATEHQ_APPENDFSYNC", "sometimes", "'everysec' or 'always'"),
         ("STATEHQ_BACKEND_URL", "ledger.local", "http:// or https:// URL"),
         ("STATEHQ_BOT", "mybot.app", "import path like mybot.app:create_bot"),

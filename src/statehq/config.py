@@ -27,6 +27,8 @@ class Settings:
     """statehq's configuration. Build it with :meth:`from_env` or directly for tests."""
 
     redis_url: str | None = None
+    redis_ca_file: str | None = None
+    shards: int = 0
     data_dir: Path = Path(".statehq")
     appendfsync: str = "everysec"
     maxmemory: str = "256mb"
@@ -170,6 +172,8 @@ class StoreSettings(_Layer):
     """The store's and the state manager's settings (see :data:`VARIABLES`)."""
 
     redis_url: str | None = None
+    redis_ca_file: str | None = None
+    shards: int = 0
     data_dir: Path = Path(".statehq")
     appendfsync: str = "everysec"
     maxmemory: str = "256mb"
@@ -252,8 +256,25 @@ VARIABLES: tuple[Variable, ...] = (
         "redis_url",
         check.url,
         "(unset: embedded Valkey)",
-        "Connect to this Redis/Valkey (redis://, rediss://, unix://) instead of the "
-        "embedded server.",
+        "Connect to this Redis/Valkey instead of the embedded server: redis://, rediss://, "
+        "unix://, redis+cluster://h:p,h:p, redis+sentinel://h:p,h:p/service (valkey "
+        "for redis in each).",
+    ),
+    Variable(
+        "STATEHQ_REDIS_CA_FILE",
+        "redis_ca_file",
+        check.existing_file,
+        "(unset: the system's CAs)",
+        "The CA certificate (PEM) that signed the servers' certificates, for rediss:// "
+        "and the other TLS schemes.",
+    ),
+    Variable(
+        "STATEHQ_SHARDS",
+        "shards",
+        check.shards,
+        "0",
+        "How many pieces the two shared keys (the ready set, the audit tail) are split "
+        "into; 0 chooses: 1 on one server, 16 on a Cluster (spread over its slots).",
     ),
     Variable(
         "STATEHQ_DATA_DIR",

@@ -8,6 +8,7 @@ returns the converted value or raises a :class:`ConfigError` naming the variable
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from .digits import is_digits
 from .errors import ConfigError
@@ -65,13 +66,30 @@ def flag(name: str, raw: str) -> bool:
 
 
 def url(name: str, raw: str) -> str:
-    """A Redis URL: redis://, rediss:// or unix://."""
+    """A Redis URL of any topology (see :mod:`statehq.store.clients`)."""
+    from .store.clients import parse  # the store's own reading of it, not a second one
+
     value = raw.strip()
-    if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"{name} must start with redis://, rediss:// or unix://, got {value[:40]!r}"
-        )
+    try:
+        parse(value)
+    except ConfigError as bad:
+        raise ConfigError(str(bad).replace("STATEHQ_REDIS_URL", name, 1)) from None
     return value
+
+
+def existing_file(name: str, raw: str) -> str:
+    """The path of a file that exists."""
+    value = raw.strip()
+    if not Path(value).expanduser().is_file():
+        raise ConfigError(f"{name}: no file at {value!r}")
+    return str(Path(value).expanduser())
+
+
+def shards(name: str, raw: str) -> int:
+    """0 (chosen by topology) or a number of shards from 1 to 1024."""
+    if not raw.strip().isdigit() or int(raw) > 1024:
+        raise ConfigError(f"{name} must be a whole number from 0 (auto) to 1024, got {raw!r}")
+    return int(raw)
 
 
 def prefix(name: str, raw: str) -> str:

@@ -33,6 +33,7 @@ from statehq.credex.app import build_engine, open_ledger
 from statehq.flows import Headquarters
 from statehq.service.app import create_app
 from statehq.store.embedded import EmbeddedValkey
+from statehq.store.inbox import Inbox
 from statehq.testing import webhooks
 from statehq.testing.fake_graph import FakeGraph
 
@@ -227,9 +228,9 @@ def _free_port() -> int:
 
 def settle(running: Running, timeout: float = 15.0) -> None:
     """Wait until no sender has queued work (every update processed, every reply sent)."""
-    ready = f"{running.settings.key_prefix}:inbox-ready"
+    inbox = Inbox(running.store.settings)
     deadline = time.monotonic() + timeout
-    while running.store._client.zcard(ready):
+    while running.store.execute(inbox.depth(1))[0]:
         assert time.monotonic() < deadline, "the inbox did not drain"
         time.sleep(0.02)
 

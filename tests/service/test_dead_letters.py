@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -63,22 +62,11 @@ def worker(store: StateStore, engine: Headquarters, delivery: WhatsAppDelivery) 
 
 def _drain(worker: Worker, timeout: float = 15.0) -> None:
     """Step the worker until no sender has work (waiting out retry backoffs)."""
-    ready = worker.inbox.ready
     deadline = time.monotonic() + timeout
-    while worker.store.execute(_zcard(ready)):
+    while worker.store.execute(worker.inbox.depth(1))[0]:
         assert time.monotonic() < deadline, "the inbox did not drain"
         if not worker.step():
             time.sleep(0.02)
-
-
-def _zcard(key: str) -> Any:
-    return (yield from _one(("ZCARD", key)))
-
-
-def _one(args: tuple[str, ...]) -> Any:
-    from statehq.store.requests import Command
-
-    return (yield Command(args))
 
 
 def test_a_poison_update_is_retried_then_set_aside_and_the_worker_goes_on(
@@ -118,7 +106,7 @@ def test_a_failed_update_is_retried_after_a_backoff_and_its_senders_later_update
     first, second = _text("", sender=sender), _text("", sender=sender)
     store.execute(inbox.push([first, second]))
     assert worker.step()
-    due = store._client.zscore(inbox.ready, sender)
+    due = store._client.zscore(inbox.keys.ready_of(sender), sender)
     now_ms = time.time() * 1000
     assert due is not None
     assert due > now_ms + FAST.retry_base * 0.5 * 1000  # not retried at once
@@ -180,9 +168,11 @@ def test_a_sender_removed_from_the_ready_set_is_found_by_the_reconciler(
     inbox = Inbox(store.settings)
     update = _text(new_phone())
     store.execute(inbox.push([update]))
-    store._client.zrem(inbox.ready, update.channel)  # the mark lost to a partial failure
+    store._client.zrem(
+        inbox.keys.ready_of(update.channel), update.channel
+    )  # the mark lost to a partial failure
     assert store.execute(inbox.reconcile()) == [update.channel]
-    assert store._client.zscore(inbox.ready, update.channel) is not None
+    assert store._client.zscore(inbox.keys.ready_of(update.channel), update.channel) is not None
     assert store.execute(inbox.reconcile()) == []  # marked senders are left alone
 
 
@@ -197,13 +187,13 @@ def test_finish_keeps_a_sender_marked_since_its_claim(store: StateStore) -> None
     later = Update(wh.message_id(), update.channel, "text", int(time.time()), "again")
     store.execute(inbox.push([later]))
     store.execute(inbox.finish(claim))
-    assert store._client.zscore(inbox.ready, update.channel) is not None
+    assert store._client.zscore(inbox.keys.ready_of(update.channel), update.channel) is not None
     # With nothing left and no mark since its own claim, the sender goes.
     claim = store.execute(inbox.claim(5))
     taken = store.execute(inbox.next(update.channel))
     store.execute(inbox.ack(update.channel, taken.id))
     store.execute(inbox.finish(claim))
-    assert store._client.zscore(inbox.ready, update.channel) is None
+    assert store._client.zscore(inbox.keys.ready_of(update.channel), update.channel) is None
 
 
 # -- the operator's side ----------------------------------------------------------------------

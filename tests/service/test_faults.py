@@ -127,7 +127,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
 
 def drained(store: StateStore) -> bool:
     """True when no sender is marked as having queued work."""
-    return not store._client.zcard(f"{store.settings.key_prefix}:inbox-ready")
+    return not store.execute(Inbox(store.settings).depth(1))[0]
 
 
 def metric(text: str, name: str) -> float:
@@ -234,7 +234,7 @@ def _sender_state(store: StateStore, phone: str) -> dict[str, Any]:
     sender = f"whatsapp:{phone}"
     lease = f"{prefix}:{{{sender}}}:lease"
     holder = client.get(lease)
-    score = client.zscore(f"{prefix}:inbox-ready", sender)
+    score = client.zscore(Inbox(store.settings).keys.ready_of(sender), sender)
     seconds, micros = client.time()
     return {
         "lease": holder.decode() if holder else None,

@@ -23,6 +23,7 @@ from service_kit import (
 
 from statehq import Settings, StateStore
 from statehq.store.embedded import EmbeddedValkey
+from statehq.store.inbox import Inbox
 from statehq.testing import webhooks as wh
 from statehq.testing.fake_graph import FakeGraph
 
@@ -36,7 +37,7 @@ def _post(url: str, messages: list[dict[str, object]]) -> httpx.Response:
 
 def _settle_store(store: StateStore, prefix: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while store._client.zcard(f"{prefix}:inbox-ready"):
+    while store.execute(Inbox(store.settings).depth(1))[0]:
         assert time.monotonic() < deadline, "the inbox did not drain"
         time.sleep(0.05)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.exceptions import WatchError
@@ -143,7 +143,7 @@ def _seed_increment(client: redis.Redis, key: str, tally: Tally) -> bool:
 
 def _seed_loop(store: StateStore, target: str, writer: int, stop_at: float, tally: Tally) -> None:
     while time.monotonic() < stop_at:
-        if _seed_increment(store._client, target, tally):
+        if _seed_increment(cast(redis.Redis, store._client), target, tally):
             tally.successes += 1
         else:
             tally.failed += 1

@@ -9,16 +9,23 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from ..config import Settings, StoreSettings, store_settings_of
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
-from . import maintenance, routes
+from . import clients, maintenance, routes
 from . import requests as ops
 from .audit import AuditEntry, AuditEvent, TailEntry
-from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
+from .connection import (
+    ScriptBook,
+    StoreFailure,
+    member_in,
+    reconnect_once,
+    redact_url,
+    translate,
+)
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, ping, utc_now
@@ -39,7 +46,7 @@ class AsyncStateStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: clients.AsyncClient,
         settings: StoreSettings,
         *,
         clock: Clock = utc_now,
@@ -78,18 +85,15 @@ class AsyncStateStore:
             server = EmbeddedValkey(resolved)
             await asyncio.to_thread(server.acquire)
             target = server.url
-        # A bounded pool that waits for a free connection (up to the timeout) instead of
-        # failing at once: under a burst of concurrent requests the 101st must queue,
-        # not answer "store unavailable" while the store is fine.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            target,
+        where = clients.parse(target)
+        resolved = clients.with_shards(resolved, where)
+        client = clients.async_client(
+            where,
+            timeout=timeout,
+            ca_file=resolved.redis_ca_file,
+            retry=reconnect_once(asyncio=True),
             max_connections=MAX_CONNECTIONS,
-            timeout=timeout or 5,
-            socket_timeout=timeout or 10,
-            socket_connect_timeout=timeout or 5,
-            **reconnect_once(asyncio=True),
         )
-        client = aioredis.Redis.from_pool(pool)
         store = cls(client, resolved, clock=clock, server=server)
         try:
             await store.ping()
@@ -123,19 +127,35 @@ class AsyncStateStore:
         try:
             if isinstance(request, ops.Script):
                 return await self._evalsha(request)
-            return await self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        except RedisError as exc:
+            if isinstance(request, ops.Scan):
+                return await self._scan(request)
+            return await self._client.execute_command(*request.args)
+        except StoreFailure as exc:
             raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
+
+    async def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
+        if not isinstance(self._client, RedisCluster):
+            cursor, keys = await self._client.execute_command(*request.command(request.cursor))  # type: ignore[no-untyped-call]
+            return str(int(cursor)), keys
+        if not self._client.get_primaries():
+            await self._client.initialize()
+        nodes = sorted(self._client.get_primaries(), key=lambda node: node.name)
+        index, cursor = clients.split_cursor(request.cursor, len(nodes))
+        replies = await self._client.execute_command(
+            *request.command(cursor), target_nodes=nodes[index]
+        )
+        node_cursor, keys = _single_node_reply(replies)
+        return clients.next_cursor(index, node_cursor, len(nodes)), keys
 
     async def _evalsha(self, request: ops.Script) -> Any:
         sha = self._scripts.shas[request.name]
         call = ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
         try:
-            return await self._client.execute_command(*call)  # type: ignore[no-untyped-call]
+            return await self._client.execute_command(*call)
         except NoScriptError:
             source = self._scripts.sources[request.name]
-            await self._client.execute_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
-            return await self._client.execute_command(*call)  # type: ignore[no-untyped-call]
+            await self._client.execute_command("SCRIPT", "LOAD", source)
+            return await self._client.execute_command(*call)
 
     def _where(self) -> str:
         url = self._server.url if self._server else self.settings.redis_url or "?"
@@ -330,3 +350,13 @@ class AsyncStateStore:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _single_node_reply(reply: Any) -> tuple[int, list[bytes]]:
+    """A SCAN reply sent to one node: redis-py's cluster client may key it by node."""
+    if isinstance(reply, dict):
+        reply = next(iter(reply.values()))
+    cursor, keys = reply
+    if isinstance(cursor, dict):
+        cursor = next(iter(cursor.values()))
+    return int(cursor), list(keys)

@@ -244,12 +244,25 @@ def read(
 
 
 def tail(ops: Operations, since: datetime | str | None = None, limit: int = 100) -> Operation:
-    """The global tail, oldest first: the newest ``limit`` lines, or those after ``since``."""
-    key = ops.keys.audit_tail()
+    """The global tail, oldest first: the newest ``limit`` lines, or those after ``since``.
+
+    On a Cluster the tail is in pieces; each is read and the lines merged by entry id.
+    """
     count = str(check_limit(limit))
-    if since is None:
-        reply = yield Command(("XREVRANGE", key, "+", "-", "COUNT", count))
-        reply = list(reversed(reply))
-    else:
-        reply = yield Command(("XRANGE", key, stream_id(since), "+", "COUNT", count))
-    return [decode_tail(entry_id, raw) for entry_id, raw in reply]
+    lines: list[tuple[tuple[int, int], TailEntry]] = []
+    for key in ops.keys.audit_tails():
+        if since is None:
+            reply = yield Command(("XREVRANGE", key, "+", "-", "COUNT", count))
+        else:
+            reply = yield Command(("XRANGE", key, stream_id(since), "+", "COUNT", count))
+        lines.extend((_order(entry_id), decode_tail(entry_id, raw)) for entry_id, raw in reply)
+    lines.sort(key=lambda line: line[0])
+    chosen = lines[-int(count) :] if since is None else lines[: int(count)]
+    return [entry for _, entry in chosen]
+
+
+def _order(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``) as numbers, to merge the pieces in time order."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    millis, _, seq = text.partition("-")
+    return int(millis), int(seq or 0)

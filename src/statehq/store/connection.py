@@ -8,8 +8,17 @@ from typing import Any
 
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -60,9 +69,27 @@ class ScriptBook:
         }
 
 
-def translate(exc: RedisError, where: str, member_id: str = "?") -> StateError:
+StoreFailure = (RedisError, RedisClusterException)
+"""What a redis-py call raises when the server (or the cluster) failed it."""
+
+_IN_TRANSITION = (ClusterDownError, TryAgainError, ReadOnlyError, RedisClusterException)
+"""Cluster or failover states that pass: a slot not served yet, a master just demoted."""
+
+
+def translate(
+    exc: RedisError | RedisClusterException, where: str, member_id: str = "?"
+) -> StateError:
     """The statehq error for a failed Redis call (on ``member_id``'s keys, when known)."""
     text = str(exc)
+    if isinstance(exc, _IN_TRANSITION) or text.startswith(("CLUSTERDOWN", "LOADING", "MASTERDOWN")):
+        return StoreUnavailable(
+            f"{where}: the store is failing over or not ready ({text}); try again shortly"
+        )
+    if isinstance(exc, AskError):  # MovedError too
+        return StoreRefused(
+            f"{where}: the server is a Redis Cluster node and the key lives on another "
+            f"({text}); connect with a redis+cluster://host:port,host:port URL"
+        )
     if isinstance(exc, ResponseError) and "WRONGTYPE" in text:
         # Someone wrote a different kind of value under one of our keys by hand.
         return CorruptState(member_id, f"a key holds the wrong kind of value ({text})")

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from .inbox import Inbox, Update
 from .keys import KeySpace, check_member_id
-from .requests import Command, Operation, Script
+from .requests import Command, Operation, Scan, Script
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,7 @@ class DeadLetters:
         found: list[str] = []
         cursor = "0"
         while True:
-            cursor_raw, keys = yield Command(
-                ("SCAN", cursor, "MATCH", self.keys.dead_pattern(), "COUNT", "500", "TYPE", "hash")
-            )
-            cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
+            cursor, keys = yield Scan(cursor, self.keys.dead_pattern(), 500, "hash")
             for raw_key in keys:
                 key = raw_key.decode(errors="replace")
                 try:
@@ -134,7 +131,7 @@ class DeadLetters:
         keys = [k.inbox, k.inbox_body, k.inbox_seq, k.dead, k.dead_why]
         moved = yield Script("dead_replay", keys, [letter.id, letter.timestamp()])
         if moved:
-            yield Script("ready_mark", [self.inbox.ready], ["0", letter.sender])
+            yield from self.inbox.mark([letter.sender])
         return bool(moved)
 
     def drop(self, letter: DeadLetter) -> Operation:

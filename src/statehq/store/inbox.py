@@ -21,6 +21,7 @@ Every method returns an operation generator: run it with ``store.execute(...)`` 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from ..config import Settings, StoreSettings, store_settings_of
 from ..errors import InvalidInput
 from .keys import KeySpace, MemberKeys, check_message_id
-from .requests import Command, Operation, Script
+from .requests import Command, Operation, Scan, Script
 
 MAX_TIMESTAMP = 9_000_000_000
 """The latest timestamp (s) an update may carry: its inbox score must stay exact (< 2^53)."""
@@ -96,13 +97,15 @@ class Claim:
     hidden_until: str
 
 
+_PICK = random.Random()  # its own generator: the global one belongs to the application
+
+
 class Inbox:
     """Builds the inbox operations for one key prefix and dedup TTL."""
 
     def __init__(self, settings: Settings | StoreSettings) -> None:
         self.settings = store_settings_of(settings)
-        self.keys = KeySpace(settings.key_prefix)
-        self.ready = self.keys.inbox_ready()
+        self.keys = KeySpace(self.settings.key_prefix, self.settings.shards)
 
     def _member(self, sender: str) -> MemberKeys:
         return self.keys.member(sender)
@@ -132,20 +135,31 @@ class Inbox:
                 args.extend((item.timestamp, item.id, item.encode()))
             flags = yield Script("inbox_push", keys, args)
             queued.extend(item for item, new in zip(items, flags, strict=True) if new)
-        if by_sender:
-            yield Script("ready_mark", [self.ready], ["0", *by_sender])
+        yield from self.mark(by_sender)
         return queued
+
+    def mark(self, senders: Iterable[str]) -> Operation:
+        """Say ``senders`` have work, due now (one call per piece of the ready set)."""
+        by_piece: dict[str, list[str]] = {}
+        for sender in senders:
+            by_piece.setdefault(self.keys.ready_of(sender), []).append(sender)
+        for key, marked in by_piece.items():
+            yield Script("ready_mark", [key], ["0", *marked])
 
     def claim(self, visibility: float) -> Operation:
         """A :class:`Claim` on a sender with work, hidden from others for ``visibility`` s."""
-        reply = yield Script("ready_claim", [self.ready], [max(1, round(visibility * 1000))])
-        if not reply:
-            return None
-        return Claim(reply[0].decode(), reply[1].decode())
+        pieces = self.keys.inbox_readies()
+        start = _PICK.randrange(len(pieces))  # workers spread over the pieces
+        for key in pieces[start:] + pieces[:start]:
+            reply = yield Script("ready_claim", [key], [max(1, round(visibility * 1000))])
+            if reply:
+                return Claim(reply[0].decode(), reply[1].decode())
+        return None
 
     def defer(self, sender: str, delay: float) -> Operation:
         """Let ``sender`` be picked again in ``delay`` seconds (its lease was busy)."""
-        yield Script("ready_mark", [self.ready], [str(max(1, round(delay * 1000))), sender])
+        ready = self.keys.ready_of(sender)
+        yield Script("ready_mark", [ready], [str(max(1, round(delay * 1000))), sender])
 
     def next(self, sender: str, *, done: str | None = None) -> Operation:
         """The sender's oldest queued update, or None when the inbox is empty.
@@ -201,9 +215,10 @@ class Inbox:
         left = yield Command(("ZCARD", self._member(claim.sender).inbox))
         if left:
             millis = str(max(1, round(delay * 1000))) if delay > 0 else "0"
-            yield Script("ready_mark", [self.ready], [millis, claim.sender])
+            yield Script("ready_mark", [self.keys.ready_of(claim.sender)], [millis, claim.sender])
         else:
-            yield Script("ready_done", [self.ready], [claim.sender, claim.hidden_until])
+            done: list[bytes | str | int] = [claim.sender, claim.hidden_until]
+            yield Script("ready_done", [self.keys.ready_of(claim.sender)], done)
 
     def reconcile(self, batch: int = 500) -> Operation:
         """Mark every sender whose inbox holds work but who is not in the ready set.
@@ -214,10 +229,7 @@ class Inbox:
         marked: list[str] = []
         cursor = "0"
         while True:
-            cursor_raw, found = yield Command(
-                ("SCAN", cursor, "MATCH", self.keys.inbox_pattern(), "COUNT", str(batch))
-            )
-            cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
+            cursor, found = yield Scan(cursor, self.keys.inbox_pattern(), batch)
             for raw_key in found:
                 key = raw_key.decode(errors="replace")
                 try:
@@ -226,10 +238,10 @@ class Inbox:
                         continue  # another key the pattern happened to match
                 except (ValueError, InvalidInput):
                     continue  # not a key statehq wrote
-                if (yield Command(("ZSCORE", self.ready, sender))) is not None:
+                if (yield Command(("ZSCORE", self.keys.ready_of(sender), sender))) is not None:
                     continue
                 if (yield Command(("ZCARD", key))):
-                    yield Script("ready_mark", [self.ready], ["0", sender])
+                    yield from self.mark([sender])
                     marked.append(sender)
             if cursor == "0":
                 return marked
@@ -266,14 +278,19 @@ class Inbox:
 
     def depth(self, limit: int = 1000) -> Operation:
         """(senders with work, updates queued among the first ``limit`` of them, oldest due ms)."""
-        senders = yield Command(("ZRANGE", self.ready, "0", str(limit - 1), "WITHSCORES"))
-        names = senders[0::2]
-        queued = 0
-        for name in names:
-            queued += int((yield Command(("ZCARD", self._member(name.decode()).inbox))))
-        total = yield Command(("ZCARD", self.ready))
-        oldest = float(senders[1]) if senders else None
-        return int(total), queued, oldest
+        total, queued, oldest, counted = 0, 0, None, 0
+        for key in self.keys.inbox_readies():
+            total += int((yield Command(("ZCARD", key))))
+            first = yield Command(("ZRANGE", key, "0", "0"))
+            due = (yield Command(("ZSCORE", key, first[0]))) if first else None
+            if due is not None and (oldest is None or float(due) < oldest):
+                oldest = float(due)
+            if counted < limit:
+                names = yield Command(("ZRANGE", key, "0", str(limit - counted - 1)))
+                for name in names:
+                    queued += int((yield Command(("ZCARD", self._member(name.decode()).inbox))))
+                counted += len(names)
+        return total, queued, oldest
 
 
 def entry(reply_id: str, to: str, body: dict[str, Any]) -> str:

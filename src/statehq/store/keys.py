@@ -21,8 +21,13 @@ single Cluster slot and runs on Redis Cluster unchanged::
     <prefix>:{<sender>}:polite          string  an unsupported-type reply was sent (window)
     <prefix>:{<sender>}:dead            hash    id -> a dead letter's encoded update
     <prefix>:{<sender>}:dead:why        hash    id -> why it was set aside (error, attempts)
-    <prefix>:audit-tail           stream  every session's audit summaries  (length-capped)
-    <prefix>:inbox-ready          sorted set  senders with work -> when due (ms)
+    <prefix>:audit-tail[:<n>]     stream  every session's audit summaries  (length-capped)
+    <prefix>:inbox-ready[:<n>]    sorted set  senders with work -> when due (ms)
+
+The last two are the only keys every member shares. On a Cluster they are split into
+``shards`` pieces (``:0`` to ``:<shards - 1>``; one server has one piece and no suffix),
+each in its own slot, so no single slot takes every message: a member's summaries and
+its ready mark go to the piece :meth:`KeySpace.shard_of` names.
 
 "Member" here is a session key: a channel identity (``whatsapp:263771234567``) until the
 backend names the member, then ``member:<id>``; see :mod:`statehq.state.identity`.
@@ -31,6 +36,7 @@ backend names the member, then ``member:<id>``; see :mod:`statehq.state.identity
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 from ..errors import InvalidMemberId, InvalidMessageId
@@ -152,8 +158,9 @@ class MemberKeys:
 class KeySpace:
     """Builds :class:`MemberKeys` under one prefix."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, shards: int = 1) -> None:
         self.prefix = prefix
+        self.shards = max(1, shards)
 
     def member(self, member_id: str) -> MemberKeys:
         """All keys of ``member_id`` (validated)."""
@@ -169,13 +176,32 @@ class KeySpace:
             base=base,
         )
 
-    def audit_tail(self) -> str:
-        """The operators' stream of every session's audit summaries."""
-        return f"{self.prefix}:audit-tail"
+    def shard_of(self, member_id: str) -> int:
+        """Which piece of the shared keys ``member_id`` belongs to (stable, spread evenly)."""
+        return zlib.crc32(member_id.encode(errors="surrogatepass")) % self.shards
 
-    def inbox_ready(self) -> str:
-        """Senders with work, scored by when a worker may next pick them (ms)."""
-        return f"{self.prefix}:inbox-ready"
+    def _piece(self, name: str, shard: int) -> str:
+        return f"{self.prefix}:{name}" if self.shards == 1 else f"{self.prefix}:{name}:{shard}"
+
+    def audit_tail(self, shard: int = 0) -> str:
+        """One piece of the operators' stream of every session's audit summaries."""
+        return self._piece("audit-tail", shard)
+
+    def audit_tails(self) -> list[str]:
+        """Every piece of the audit tail."""
+        return [self.audit_tail(n) for n in range(self.shards)]
+
+    def inbox_ready(self, shard: int = 0) -> str:
+        """One piece of the senders with work, scored by when a worker may next pick them."""
+        return self._piece("inbox-ready", shard)
+
+    def inbox_readies(self) -> list[str]:
+        """Every piece of the ready set."""
+        return [self.inbox_ready(n) for n in range(self.shards)]
+
+    def ready_of(self, sender: str) -> str:
+        """The piece of the ready set that marks ``sender``."""
+        return self.inbox_ready(self.shard_of(sender))
 
     def inbox_pattern(self) -> str:
         """A SCAN pattern matching every sender's inbox key."""

@@ -9,7 +9,7 @@ import json
 
 from .connection import ScriptBook
 from .keys import KeySpace
-from .requests import Command, Operation
+from .requests import Command, Operation, Scan
 
 
 def load_scripts() -> Operation:
@@ -32,10 +32,7 @@ def stage_counts(keys: KeySpace, sample: int) -> Operation:
     counts: dict[str, int] = {}
     cursor, seen = "0", 0
     while True:
-        cursor_raw, found = yield Command(
-            ("SCAN", cursor, "MATCH", keys.doc_pattern(), "COUNT", "1000")
-        )
-        cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
+        cursor, found = yield Scan(cursor, keys.doc_pattern(), 1000)
         for key in found:
             raw = yield Command(("HGET", key.decode(), "stage"))
             stage = json.loads(raw) if raw else "INIT"

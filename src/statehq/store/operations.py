@@ -60,7 +60,7 @@ class Operations:
 
     def __init__(self, settings: Settings | StoreSettings, clock: Clock = utc_now) -> None:
         self.settings = store_settings_of(settings)
-        self.keys = KeySpace(settings.key_prefix)
+        self.keys = KeySpace(self.settings.key_prefix, self.settings.shards)
         self.clock = clock
 
     # -- reads ---------------------------------------------------------------------------
@@ -190,10 +190,10 @@ class Operations:
         return Command(
             (
                 "XADD",
-                self.keys.audit_tail(),
+                self.keys.audit_tail(self.keys.shard_of(session)),
                 "MAXLEN",
                 "~",
-                str(self.settings.audit_tail_length),
+                str(max(1, self.settings.audit_tail_length // self.keys.shards)),
                 "*",
                 "session",
                 session,

@@ -28,13 +28,32 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Scan:
+    """One page of a SCAN over every master (on a Cluster, node after node).
+
+    ``cursor`` is ``"0"`` to start; the reply is ``(next cursor, keys)``, and a next
+    cursor of ``"0"`` means done. SCAN, never KEYS: the server is never blocked.
+    """
+
+    cursor: str
+    match: str
+    count: int
+    type: str | None = None
+
+    def command(self, cursor: int | str) -> tuple[str, ...]:
+        """The SCAN command for one node at its own ``cursor``."""
+        typed = ("TYPE", self.type) if self.type else ()
+        return ("SCAN", str(cursor), "MATCH", self.match, "COUNT", str(self.count), *typed)
+
+
+@dataclass(frozen=True)
 class Sleep:
     """Wait before the next attempt."""
 
     seconds: float
 
 
-Request = Script | Command | Sleep
+Request = Script | Command | Scan | Sleep
 Operation = Generator[Request, Any, Any]
 
 
@@ -47,8 +66,10 @@ def keys_of(request: Request) -> list[str] | tuple[str, ...]:
     return ()
 
 
-def name_of(request: Script | Command) -> str:
+def name_of(request: Script | Command | Scan) -> str:
     """A short label for metrics: the script's name or the command's verb."""
     if isinstance(request, Script):
         return request.name
+    if isinstance(request, Scan):
+        return "scan"
     return request.args[0].lower()

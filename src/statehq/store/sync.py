@@ -8,16 +8,23 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-import redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from ..config import Settings, StoreSettings, store_settings_of
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
-from . import codec, maintenance, routes
+from . import clients, codec, maintenance, routes
 from . import requests as ops
 from .audit import AuditEntry, AuditEvent, TailEntry
-from .connection import ScriptBook, member_in, reconnect_once, redact_url, translate
+from .connection import (
+    ScriptBook,
+    StoreFailure,
+    member_in,
+    reconnect_once,
+    redact_url,
+    translate,
+)
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, Outbox, ping, utc_now
@@ -35,7 +42,7 @@ class StateStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: clients.SyncClient,
         settings: StoreSettings,
         *,
         clock: Clock = utc_now,
@@ -73,19 +80,17 @@ class StateStore:
             server = EmbeddedValkey(resolved)
             server.acquire()
             target = server.url
+        where = clients.parse(target)
+        resolved = clients.with_shards(resolved, where)
         # One connection, guarded by redis-py's lock: checking a connection out of a pool
         # and back costs ~40 us per call, more than the script itself. Threads share it
         # safely (one call at a time); for parallel I/O use AsyncStateStore or a store
-        # per thread.
+        # per thread. A Cluster client holds one pool per node.
         try:
-            client = redis.Redis.from_url(
-                target,
-                socket_timeout=timeout or 10,
-                socket_connect_timeout=timeout or 5,
-                single_connection_client=True,
-                **reconnect_once(),
+            client = clients.sync_client(
+                where, timeout=timeout, ca_file=resolved.redis_ca_file, retry=reconnect_once()
             )
-        except RedisError as exc:
+        except StoreFailure as exc:
             if server is not None:
                 server.release()
             raise translate(exc, f"statehq store at {redact_url(target)}") from exc
@@ -122,8 +127,10 @@ class StateStore:
         try:
             if isinstance(request, ops.Script):
                 return self._evalsha(request)
+            if isinstance(request, ops.Scan):
+                return self._scan(request)
             return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
-        except RedisError as exc:
+        except StoreFailure as exc:
             raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
 
     def _evalsha(self, request: ops.Script) -> Any:
@@ -135,6 +142,17 @@ class StateStore:
             source = self._scripts.sources[request.name]
             self._client.execute_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
             return self._client.execute_command(*call)  # type: ignore[no-untyped-call]
+
+    def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
+        if not isinstance(self._client, RedisCluster):
+            cursor, keys = self._client.execute_command(*request.command(request.cursor))  # type: ignore[no-untyped-call]
+            return str(int(cursor)), keys
+        nodes = sorted(self._client.get_primaries(), key=lambda node: node.name)  # type: ignore[no-untyped-call]
+        index, cursor = clients.split_cursor(request.cursor, len(nodes))
+        cursors, keys = self._client.execute_command(  # type: ignore[no-untyped-call]
+            *request.command(cursor), target_nodes=nodes[index]
+        )
+        return clients.next_cursor(index, next(iter(cursors.values())), len(nodes)), keys
 
     @property
     def url(self) -> str:
