@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean redis7
 
 install: $(STAMP)
 
@@ -21,8 +21,19 @@ run: $(STAMP)
 	@$(BIN)/statehq ledger seed
 	$(BIN)/statehq serve
 
-test: $(STAMP) lint
+# The suites run on every topology: the embedded Valkey, Debian's Redis 7, a Valkey
+# Cluster and Sentinel (started by the tests on loopback). Redis 7 comes from Debian's
+# redis-server package, installed here when missing (the package's own service is not
+# used). STATEHQ_TEST_TOPOLOGIES=embedded narrows a quick local run.
+test: $(STAMP) lint redis7
 	$(BIN)/pytest
+
+redis7:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Debian's redis-server (Redis 7) for the test topologies"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples

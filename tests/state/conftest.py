@@ -12,6 +12,7 @@ import redis
 
 from statehq import StateStore
 from statehq.state import Stages, StateManager
+from statehq.store import clients
 
 FLOWS = ("offer", "ledger")
 PRE_AUTH_FLOWS = ("register",)
@@ -47,9 +48,9 @@ def manager(store: StateStore) -> StateManager:
 
 @pytest.fixture
 def raw(server_url: str) -> Iterator[redis.Redis]:
-    """A plain client on the same server, for tests that damage state by hand."""
-    client = redis.Redis.from_url(server_url)
-    yield client
+    """A plain client on the same server (any topology), for tests that damage state by hand."""
+    client = clients.sync_client(clients.parse(server_url), timeout=5, ca_file=None, retry={})
+    yield client  # type: ignore[misc]
     client.close()
 
 

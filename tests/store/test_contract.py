@@ -32,7 +32,7 @@ def raw(store: StateStore) -> redis.Redis:
 
 
 def member_keys(store: StateStore, member: str) -> list[bytes]:
-    return sorted(raw(store).keys(f"{store.settings.key_prefix}:{{{member}}}:*"))
+    return sorted(raw(store).scan_iter(match=f"{store.settings.key_prefix}:{{{member}}}:*"))
 
 
 # -- get / update ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from ..config import Settings, StoreSettings, store_settings_of
+from ..errors import StoreUnavailable
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
 from . import clients, maintenance, routes
@@ -57,6 +58,10 @@ class AsyncStateStore:
         self._server = server
         self._ops = Operations(settings, clock)
         self._scripts = ScriptBook()
+        # Cluster and Sentinel clients fail a call at once when a pool is full; calls
+        # beyond the pool's size wait their turn here instead (up to the store timeout).
+        self._turns = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._wait = float(settings.store_timeout) if settings.store_timeout else 5.0
 
     @classmethod
     async def open(
@@ -125,13 +130,33 @@ class AsyncStateStore:
             await asyncio.sleep(request.seconds)
             return None
         try:
+            async with asyncio.timeout(self._wait):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"{self._where()}: every connection stayed busy for {self._wait:g} s"
+            ) from None
+        try:
+            return await self._call(request)
+        finally:
+            self._turns.release()
+
+    async def _call(self, request: ops.Script | ops.Command | ops.Scan) -> Any:
+        try:
             if isinstance(request, ops.Script):
                 return await self._evalsha(request)
             if isinstance(request, ops.Scan):
                 return await self._scan(request)
+            if request.args[0] == "SCRIPT":  # every master of a Cluster keeps its own cache
+                return await self._script(*request.args[1:])
             return await self._client.execute_command(*request.args)
         except StoreFailure as exc:
             raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
+
+    async def _script(self, verb: str, *args: str) -> Any:
+        if verb == "LOAD":
+            return await self._client.script_load(args[0])
+        return await self._client.script_exists(*args)
 
     async def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
         if not isinstance(self._client, RedisCluster):
@@ -154,7 +179,7 @@ class AsyncStateStore:
             return await self._client.execute_command(*call)
         except NoScriptError:
             source = self._scripts.sources[request.name]
-            await self._client.execute_command("SCRIPT", "LOAD", source)
+            await self._client.script_load(source)
             return await self._client.execute_command(*call)
 
     def _where(self) -> str:
@@ -335,7 +360,7 @@ class AsyncStateStore:
 
     async def close(self) -> None:
         """Close the connection; stop the embedded server if this was its last user."""
-        await self._client.aclose()
+        await clients.aclose(self._client)
         if self._server is not None:
             await asyncio.to_thread(self._server.release)
             self._server = None

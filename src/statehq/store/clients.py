@@ -138,6 +138,24 @@ def _auth(target: Target) -> dict[str, Any]:
     return {"username": target.username, "password": target.password}
 
 
+_SENTINELS: dict[int, list[Any]] = {}
+"""The sentinel clients behind each master client, closed with it (see :func:`close`)."""
+
+
+def close(client: SyncClient) -> None:
+    """Close a blocking client and, for Sentinel, the clients of the sentinels."""
+    client.close()
+    for sentinel in _SENTINELS.pop(id(client), []):
+        sentinel.close()
+
+
+async def aclose(client: AsyncClient) -> None:
+    """Close an asyncio client and, for Sentinel, the clients of the sentinels."""
+    await client.aclose()
+    for sentinel in _SENTINELS.pop(id(client), []):
+        await sentinel.aclose()
+
+
 def sync_client(
     target: Target, *, timeout: float | None, ca_file: str | None, retry: dict[str, Any]
 ) -> SyncClient:
@@ -160,6 +178,7 @@ def sync_client(
         master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             target.service, db=target.db, **timeouts, **_auth(target), **_tls(target, ca_file)
         )
+        _SENTINELS[id(master)] = list(sentinel.sentinels)
         return master
     options: dict[str, Any] = {"ssl_ca_certs": ca_file} if target.tls and ca_file else {}
     return redis.Redis.from_url(
@@ -204,6 +223,7 @@ def async_client(
             **_auth(target),
             **_tls(target, ca_file),
         )
+        _SENTINELS[id(master)] = list(sentinel.sentinels)
         return master
     options: dict[str, Any] = {"ssl_ca_certs": ca_file} if target.tls and ca_file else {}
     pool = aioredis.BlockingConnectionPool.from_url(

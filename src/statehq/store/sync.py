@@ -129,6 +129,8 @@ class StateStore:
                 return self._evalsha(request)
             if isinstance(request, ops.Scan):
                 return self._scan(request)
+            if request.args[0] == "SCRIPT":  # every master of a Cluster keeps its own cache
+                return self._script(*request.args[1:])
             return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
         except StoreFailure as exc:
             raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
@@ -140,8 +142,13 @@ class StateStore:
             return self._client.execute_command(*call)  # type: ignore[no-untyped-call]
         except NoScriptError:
             source = self._scripts.sources[request.name]
-            self._client.execute_command("SCRIPT", "LOAD", source)  # type: ignore[no-untyped-call]
+            self._client.script_load(source)
             return self._client.execute_command(*call)  # type: ignore[no-untyped-call]
+
+    def _script(self, verb: str, *args: str) -> Any:
+        if verb == "LOAD":
+            return self._client.script_load(args[0])
+        return self._client.script_exists(*args)
 
     def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
         if not isinstance(self._client, RedisCluster):
@@ -405,7 +412,7 @@ class StateStore:
 
     def close(self) -> None:
         """Close the connection; stop the embedded server if this was its last user."""
-        self._client.close()
+        clients.close(self._client)
         if self._server is not None:
             self._server.release()
             self._server = None
