@@ -24,9 +24,10 @@ run: $(STAMP)
 # The suites run on every topology: the embedded Valkey, Debian's Redis 7, a Valkey
 # Cluster and Sentinel (started by the tests on loopback). Redis 7 comes from Debian's
 # redis-server package, installed here when missing (the package's own service is not
-# used). STATEHQ_TEST_TOPOLOGIES=embedded narrows a quick local run.
+# used). STATEHQ_TEST_TOPOLOGIES=embedded narrows a quick local run. Two test processes:
+# most tests wait on servers, so two share the 2-core CI machine well.
 test: $(STAMP) lint redis7
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 redis7:
 	@command -v redis-server >/dev/null || { \
