@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean redis7
+.PHONY: install run test lint format bench clean redis7 chromium
 
 install: $(STAMP)
 
@@ -19,14 +19,17 @@ $(STAMP): pyproject.toml
 # `.venv/bin/statehq chat --as 263770000001`, or point a WhatsApp number's webhook at it.
 run: $(STAMP)
 	@$(BIN)/statehq ledger seed
-	$(BIN)/statehq serve
+	@mkdir -p .statehq && test -s .statehq/admin-token || \
+	  $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(18))" > .statehq/admin-token
+	@echo "the page: http://127.0.0.1:8000/   admin token (the page asks once): $$(cat .statehq/admin-token)"
+	STATEHQ_ADMIN_TOKEN=$${STATEHQ_ADMIN_TOKEN:-$$(cat .statehq/admin-token)} $(BIN)/statehq serve
 
 # The suites run on every topology: the embedded Valkey, Debian's Redis 7, a Valkey
 # Cluster and Sentinel (started by the tests on loopback). Redis 7 comes from Debian's
 # redis-server package, installed here when missing (the package's own service is not
 # used). STATEHQ_TEST_TOPOLOGIES=embedded narrows a quick local run. Two test processes:
 # most tests wait on servers, so two share the 2-core CI machine well.
-test: $(STAMP) lint redis7
+test: $(STAMP) lint redis7 chromium
 	$(BIN)/pytest -n 2
 
 redis7:
@@ -35,6 +38,14 @@ redis7:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+# The page's tests drive Debian's chromium through Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the page's tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples

@@ -69,7 +69,11 @@ def test_the_whatsapp_channel_gets_its_own_settings_only() -> None:
     assert {"admin-s3cret", "backend-s3cret"}.isdisjoint(_held(mine))
     assert "s3cret" not in repr(mine)  # secrets are left out of its repr
     assert whatsapp.problems() == []
-    assert len(channels(Settings()).pop().problems()) == 3
+    unset = {channel.type: channel.problems() for channel in channels(Settings())}
+    assert len(unset["whatsapp"]) == 3
+    assert unset["web"] == [
+        "STATEHQ_ADMIN_TOKEN is not set: the web chat and the inspector are off"
+    ]
 
 
 def test_a_bot_factory_gets_the_bot_settings_only() -> None:

@@ -58,4 +58,11 @@ def _whatsapp(settings: Settings) -> Channel:
     return WhatsAppChannel(settings.whatsapp)
 
 
+def _web(settings: Settings) -> Channel:
+    from .web import WebChannel
+
+    return WebChannel(settings)
+
+
 register_channel("whatsapp", _whatsapp)
+register_channel("web", _web)

@@ -38,6 +38,7 @@ from ..store.inbox import Inbox
 from .admin import admin_routes
 from .health import health_routes
 from .processes import WorkerProcesses, open_worker
+from .web import page, page_routes
 from .webhook import path_of, webhook_routes
 
 log = get_logger(__name__)
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
                     *webhook_routes(astore, config, channels(config)),
                     *health_routes(astore, metrics_dir=metrics_dir, timeout=timeout),
                     *admin_routes(manager, config.admin_token),
+                    *page_routes(astore, config.admin_token),
                 ]:
                     app.router.routes.append(route)
                 async with _workers(service, stack), _keepers(astore, config, server):
@@ -100,7 +102,9 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
 def _root_route(settings: Settings) -> Route:
     webhooks = {channel.type: path_of(channel) for channel in channels(settings)}
 
-    async def root(_request: Request) -> Response:
+    async def root(request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            return page()  # a browser: the chat and the inspector
         return JSONResponse(
             {
                 "service": "statehq",
@@ -111,6 +115,7 @@ def _root_route(settings: Settings) -> Route:
                 "readiness": "/readyz",
                 "metrics": "/metrics",
                 "admin": "/admin/",
+                "page": "/ (in a browser)",
             }
         )
 

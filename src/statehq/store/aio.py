@@ -327,6 +327,12 @@ class AsyncStateStore:
         result: list[AuditEntry] = await self._run(trail.read(self._ops, session, since, limit))
         return result
 
+    async def audit_follow(
+        self, session: str, after: str = "$", wait_ms: int = 0
+    ) -> list[AuditEntry]:
+        """Audit entries after the id ``after``, waiting up to ``wait_ms`` for the first."""
+        return list(await self._run(trail.follow(self._ops, session, after, wait_ms)))
+
     async def audit_tail(
         self, since: datetime | str | None = None, limit: int = 100
     ) -> list[TailEntry]:

@@ -243,6 +243,18 @@ def read(
     return [decode_entry(session, entry_id, raw) for entry_id, raw in reply]
 
 
+def follow(ops: Operations, session: str, after: str = "$", wait_ms: int = 0) -> Operation:
+    """Entries written after the entry id ``after`` (``$``: from now), waiting up to
+    ``wait_ms`` for the first: a blocking read, so a watcher never polls."""
+    key = ops.keys.member(session).audit
+    wait = ("BLOCK", str(wait_ms)) if wait_ms > 0 else ()
+    reply = yield Command(("XREAD", "COUNT", "100", *wait, "STREAMS", key, after))
+    if not reply:
+        return []
+    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    return [decode_entry(session, entry_id, raw) for entry_id, raw in entries]
+
+
 def tail(ops: Operations, since: datetime | str | None = None, limit: int = 100) -> Operation:
     """The global tail, oldest first: the newest ``limit`` lines, or those after ``since``.
 

@@ -274,6 +274,18 @@ class Inbox:
         popped = yield Script("outbox_pop", [self.keys.member(session_key).outbox(sender)], [entry])
         return bool(popped)
 
+    def queue_view(self, sender: str, session_key: str) -> Operation:
+        """What waits around a sender, for the inspector: queued updates, replies not yet
+        sent, dead letters, and who holds its lease (None when nobody does)."""
+        k = self._member(sender)
+        backlog = yield Command(("ZCARD", k.inbox))
+        pending = yield Command(("LLEN", self.keys.member(session_key).outbox(sender)))
+        dead = yield Command(("HLEN", k.dead))
+        lease = yield Command(("GET", k.lease))
+        holder = lease.decode(errors="replace").partition(":")[2] if lease else None
+        counts = {"backlog": int(backlog), "pending": int(pending), "dead": int(dead)}
+        return {**counts, "lease": holder}
+
     # -- for /metrics ---------------------------------------------------------------------
 
     def depth(self, limit: int = 1000) -> Operation:

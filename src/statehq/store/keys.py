@@ -19,6 +19,7 @@ single Cluster slot and runs on Redis Cluster unchanged::
     <prefix>:{<sender>}:inbox:seq       string  arrival counter
     <prefix>:{<sender>}:rcvd:<id>       string  "received" mark of an update   (dedup TTL)
     <prefix>:{<sender>}:polite          string  an unsupported-type reply was sent (window)
+    <prefix>:{<sender>}:replies         stream  replies for a channel that reads them (1 day)
     <prefix>:{<sender>}:dead            hash    id -> a dead letter's encoded update
     <prefix>:{<sender>}:dead:why        hash    id -> why it was set aside (error, attempts)
     <prefix>:audit-tail[:<n>]     stream  every session's audit summaries  (length-capped)
@@ -138,6 +139,11 @@ class MemberKeys:
     def received(self, message_id: str) -> str:
         """The "received" mark of one inbound update (the webhook's dedup)."""
         return f"{self.base}:rcvd:{check_message_id(message_id)}"
+
+    @property
+    def replies(self) -> str:
+        """Replies delivered to a channel that reads them (the web chat), as a stream."""
+        return f"{self.base}:replies"
 
     @property
     def polite(self) -> str:
