@@ -216,3 +216,59 @@ def test_bad_web_messages_get_a_precise_answer_and_queue_nothing(
     assert answer.status_code == status
     assert said in answer.text
     assert site.store.execute(Inbox(site.store.settings).depth(1))[0] == 0
+
+
+@pytest.fixture
+def seeded(embedded_server: object, tmp_path: Path) -> Iterator[Running]:
+    """A site whose built-in ledger holds the demo members (as after `make run`)."""
+    from statehq import BotSettings
+    from statehq.credex.app import open_ledger
+    from statehq.credex.demo import seed_demo
+
+    with open_ledger(BotSettings(data_dir=tmp_path / "data")) as ledger:
+        seed_demo(ledger)
+    url = embedded_server.url  # type: ignore[attr-defined]
+    with serving(_settings(url, tmp_path)) as running:
+        yield running
+
+
+def _tap(page: Page, name: str) -> None:
+    page.locator("#messages li.bot").last.get_by_role("button", name=name).first.click()
+
+
+def test_two_tabs_as_two_members_trade_an_offer(browser: Browser, seeded: Running) -> None:
+    alice = _open(browser, seeded, "263771111111")
+    _say(alice, "hi")
+    _tap(alice, "Offer a credex")
+    expect(alice.locator("#messages li.bot").last).to_contain_text("How much")
+    _say(alice, "35")
+    expect(alice.locator("#messages li.bot").last).to_contain_text("Who is it for")
+    _say(alice, "@bob")
+    _tap(alice, "Sign and send")
+    expect(alice.locator("#messages li.bot").last).not_to_contain_text("Sign and send")
+    bob = _open(browser, seeded, "263772222222")
+    _say(bob, "hello")
+    expect(bob.locator("#messages li.bot").last).to_contain_text("incoming")
+    _tap(bob, "Incoming offers")
+    _tap(bob, "35.00 USD")
+    _tap(bob, "Accept")
+    expect(bob.locator("#messages li.bot").last).to_contain_text("335.00 USD")  # 300 + 35
+    expect(bob.locator("#key")).to_contain_text("member:")  # logged in: the member's session
+    expect(alice.locator("#key")).to_contain_text("member:")
+    alice.close()
+    bob.close()
+
+
+def test_at_phone_width_the_inspector_goes_below_the_chat(
+    browser: Browser, site: Running, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(site.url + "/")
+    chat = page.get_by_role("region", name="Chat").bounding_box()
+    inspector = page.get_by_role("region", name="State inspector").bounding_box()
+    assert chat is not None
+    assert inspector is not None
+    assert inspector["y"] >= chat["y"] + chat["height"]  # stacked, not side by side
+    assert inspector["width"] <= 390
+    page.screenshot(path=str(Path(SHOTS or tmp_path) / "phone.png"))
+    page.close()
