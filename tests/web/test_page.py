@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from statehq import Settings
 from statehq.store.audit import AuditEvent
-from statehq.store.inbox import Inbox
+from statehq.store.inbox import Inbox, Update
 from statehq.store.replies import Replies
+from statehq.store.requests import Script
 from tests.service.service_kit import Running, serving
 
 TOKEN = "page-test-token"
@@ -272,3 +274,37 @@ def test_at_phone_width_the_inspector_goes_below_the_chat(
     assert inspector["width"] <= 390
     page.screenshot(path=str(Path(SHOTS or tmp_path) / "phone.png"))
     page.close()
+
+
+def test_reset_and_replay_from_the_page_go_through_the_admin_api(
+    browser: Browser, site: Running
+) -> None:
+    phone = _phone()
+    page = _open(browser, site, phone)
+    _say(page, "hi")
+    page.get_by_role("button", name="Join credex").last.click()
+    expect(page.locator("#flow")).to_contain_text("register")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Reset the session").click()
+    expect(page.locator("#flow")).to_have_text("—")
+    expect(page.locator("#audit")).to_contain_text("reset from the inspector")
+    # an update set aside as a dead letter (as a worker does after its last attempt:
+    # queued but never marked ready, buried, audited), then replayed from the page
+    inbox = Inbox(site.store.settings)
+    update = Update(f"web.{uuid.uuid4().hex}", f"web:{phone}", "text", int(time.time()), "hi")
+    site.store.execute(_queue_unmarked(inbox, update))
+    site.store.execute(inbox.bury(update.channel, update.id, {"error": "boom", "attempts": 5}))
+    session = page.locator("#key").inner_text()
+    site.store.audit_append(session, AuditEvent("message.dead", update.channel, "boom"))
+    expect(page.get_by_role("button", name=f"Replay {update.id}")).to_be_visible(timeout=10_000)
+    page.get_by_role("button", name=f"Replay {update.id}").click()
+    expect(page.locator("#dead")).to_have_text("none")
+    expect(page.locator("#messages li.bot").last).to_contain_text("Welcome")
+    page.close()
+
+
+def _queue_unmarked(inbox: Inbox, update: Update) -> Iterator[Script]:
+    """Queue ``update`` without marking its sender ready, so no worker takes it."""
+    k = inbox.keys.member(update.channel)
+    keys = [k.inbox, k.inbox_body, k.inbox_seq, k.received(update.id)]
+    yield Script("inbox_push", keys, [60_000, update.timestamp, update.id, update.encode()])

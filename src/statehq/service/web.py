@@ -31,6 +31,7 @@ from ..digits import is_digits
 from ..errors import StateError
 from ..redact import get_logger, redact_value
 from ..store import AsyncStateStore
+from ..store.dead_letters import DeadLetters
 from ..store.inbox import Inbox
 from ..store.models import SessionStatus
 from ..store.replies import Replies
@@ -184,6 +185,7 @@ async def _state(store: AsyncStateStore, inbox: Inbox, channel: str, key: str) -
     history = await store.history(key)
     audit = await store.audit_read(key, None, 50)
     queue = await store.execute(inbox.queue_view(channel, key))
+    dead = await store.execute(DeadLetters(inbox).of(channel)) if queue["dead"] else []
     doc = redact_value(snapshot.doc) if snapshot else None
     flow = (doc or {}).get("flow_data") or {}
     return {
@@ -202,5 +204,6 @@ async def _state(store: AsyncStateStore, inbox: Inbox, channel: str, key: str) -
             for e in history
         ],
         "audit": [redact_value(entry.as_dict()) for entry in audit],
+        "dead_letters": [redact_value(letter.as_dict()) for letter in dead],
         **queue,
     }

@@ -129,7 +129,41 @@ function showState(next) {
   $("document").textContent = next.document ? JSON.stringify(next.document, null, 2) : "(no live document: " + next.status + ")";
   countdown();
   showHistory(next.history);
+  showDead(next.dead_letters || []);
   showAudit(next.audit);
+}
+
+function showDead(letters) {
+  const list = $("dead");
+  list.replaceChildren();
+  for (const letter of letters) {
+    const item = document.createElement("li");
+    const replay = document.createElement("button");
+    replay.type = "button";
+    replay.textContent = "Replay " + letter.id;
+    replay.addEventListener("click", () =>
+      admin("/admin/dead/" + encodeURIComponent(letter.id) + "/replay",
+        { sender: letter.sender, reason: "replayed from the inspector" }));
+    item.append(letter.at + " · " + letter.error + " (" + letter.attempts + " attempts) ", replay);
+    list.append(item);
+  }
+  if (!letters.length) list.append("none");
+}
+
+$("reset").addEventListener("click", () => {
+  if (!state || !confirm("Reset " + state.key + " to a fresh session (keeping who it is)?")) return;
+  admin("/admin/members/" + encodeURIComponent(state.key) + "/reset",
+    { reason: "reset from the inspector" });
+});
+
+async function admin(path, body) {
+  const answer = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    body: JSON.stringify(body),
+  });
+  if (answer.status === 401 || answer.status === 403) askToken();
+  return answer;
 }
 
 function countdown() {
@@ -205,13 +239,9 @@ function showAudit(entries) {
   }
 }
 
-async function rollback(version) {
-  const answer = await fetch("/admin/members/" + encodeURIComponent(state.key) + "/rollback", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
-    body: JSON.stringify({ version: version, reason: "rolled back from the inspector" }),
-  });
-  if (answer.status === 401 || answer.status === 403) askToken();
+function rollback(version) {
+  return admin("/admin/members/" + encodeURIComponent(state.key) + "/rollback",
+    { version: version, reason: "rolled back from the inspector" });
 }
 
 if (!token) askToken();
