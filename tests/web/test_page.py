@@ -101,6 +101,11 @@ def test_a_newcomer_registers_in_the_chat_and_watches_the_version_rise(
     expect(page.locator("#messages li.bot").last).to_contain_text("last name")
     expect(page.locator("#version")).not_to_have_text(str(first))
     assert "Tendai" in page.locator("#document").inner_text()
+    latest = int(page.locator("#version").inner_text())
+    page.get_by_label(f"compare version {latest - 1}").check()
+    page.get_by_label(f"compare version {latest}").check()
+    expect(page.locator("#diff")).to_contain_text(f"v{latest - 1} → v{latest}")
+    expect(page.locator("#diff")).to_contain_text('+ flow_data.data.first_name: "Tendai"')
     shot = Path(SHOTS or tmp_path) / "inspector.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)

@@ -110,7 +110,9 @@ def main(output: str, quick: bool = False, suite: str = "all") -> int:
     """Run the benchmarks on a private server; write ``output``/{store,service}.{json,md}.
 
     ``suite`` is ``store``, ``service``, ``faults`` (reliability under hostile input and a
-    failing store, on a server of its own) or ``all``.
+    failing store, on a server of its own) or ``all``; or ``soak`` (many members on a
+    standalone server and a Cluster, then a master killed under load on a Cluster and a
+    Sentinel set: about 10 minutes, so not part of ``all``).
 
     Prints progress as it goes and the markdown report at the end. Returns the exit
     status: 0 when the run completed (whether or not the targets were met), 1 when the
@@ -136,6 +138,10 @@ def main(output: str, quick: bool = False, suite: str = "all") -> int:
             _progress(
                 f"statehq bench: wrote {Path(output) / 'reliability.json'} and reliability.md\n"
             )
+            print(markdown, end="")
+        if suite == "soak":  # minutes per topology: not part of "all"
+            markdown = _soak(server.url, quick, Path(output))
+            _progress(f"statehq bench: wrote {Path(output) / 'soak.json'} and soak.md\n")
             print(markdown, end="")
     except (StateError, RuntimeError) as exc:
         print(f"statehq bench: {exc}", file=sys.stderr)
@@ -163,4 +169,14 @@ def _faults(url: str, quick: bool, output: Path) -> str:
     with StateStore.open(url, settings=store_settings(url)) as store:
         machine = _machine(store)
     results = run_faults(plan, _progress)
+    return write_report(results, plan, machine, output)
+
+
+def _soak(url: str, quick: bool, output: Path) -> str:
+    from .soak import SoakPlan, run_soak, write_report
+
+    plan = SoakPlan.for_run(quick)
+    with StateStore.open(url, settings=store_settings(url)) as store:
+        machine = _machine(store)
+    results = run_soak(plan, _progress)
     return write_report(results, plan, machine, output)

@@ -130,9 +130,10 @@ def _grammar(settings: Settings | None) -> tuple[argparse.ArgumentParser, BotRun
     bench.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     bench.add_argument(
         "--suite",
-        choices=("all", "store", "service", "faults"),
+        choices=("all", "store", "service", "faults", "soak"),
         default="all",
-        help="what to measure (faults: hostile input and a failing store)",
+        help="what to measure (faults: hostile input and a failing store; soak: many members "
+        "and a failover on a Cluster and Sentinel, about 10 minutes, not part of all)",
     )
     runner = add_bot_commands(settings, commands) if settings is not None else None
     return parser, runner
