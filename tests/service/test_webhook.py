@@ -410,3 +410,26 @@ def test_json_that_is_no_webhook_is_acknowledged_and_ignored(service: Running, b
     answer = service.http.post(WEBHOOK, content=body, headers=headers)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"queued": 0, "duplicates": 0, "ignored": 1, "rejected": 0}
+
+
+def test_a_store_client_failing_with_no_redis_error_is_a_503_and_queues_nothing(
+    service: Running, fresh_graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Cluster client mid-failover has raised errors that are not redis-py's; the
+    webhook must still ask Meta to redeliver (503), never answer 500."""
+    import redis.asyncio.client
+    import redis.asyncio.cluster
+
+    def broken(*_args: object, **_kwargs: object) -> object:
+        raise IndexError("list index out of range")  # as seen from a client mid-failover
+
+    message = wh.text(new_phone(), "hi")
+    for client in (redis.asyncio.client.Redis, redis.asyncio.cluster.RedisCluster):
+        monkeypatch.setattr(client, "execute_command", broken)
+    refused = service.post(wh.payload([message]))
+    assert refused.status_code == 503
+    assert "not queued" in refused.json()["error"]
+    monkeypatch.undo()
+    assert service.send(message).status_code == 200  # Meta's redelivery is queued
+    settle(service)
+    assert len(answered(fresh_graph, message["from"])) == 1

@@ -100,6 +100,12 @@ def _receiver(store: AsyncStateStore, settings: Settings, channel: Channel) -> E
         except (StateError, TimeoutError) as error:
             log.error("webhook could not queue %d updates: %s", len(updates), error or "timeout")
             return _error(503, "the store is unavailable; the updates were not queued")
+        except Exception:
+            # Whatever else the store's client raised (a Cluster client in the middle of a
+            # failover has raised more than redis' own errors): nothing was acknowledged,
+            # so the sender must redeliver, which a 503 asks for and a 500 may not.
+            log.exception("webhook could not queue %d updates", len(updates))
+            return _error(503, "the store failed; the updates were not queued")
         for update in queued:
             metrics.MESSAGES_IN.labels(update.kind).inc()
         duplicates = len(updates) - len(queued)
