@@ -129,3 +129,15 @@ def test_bad_url_is_a_clear_error(data_dir: Path, url: str) -> None:
     assert result.returncode == 1
     assert "statehq:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_refused_update_on_an_unknown_member_writes_nothing(data_dir: Path) -> None:
+    member = "whatsapp:263771230000"
+    refused = statehq(data_dir, "state", "update", member, '{"stage": 5}')
+    assert refused.returncode == 1
+    assert "nothing was written" in refused.stderr
+    assert statehq(data_dir, "state", "show", member).returncode == 1  # no session left
+    assert "no audit entries" in statehq(data_dir, "audit", member).stdout
+    accepted = statehq(data_dir, "state", "update", member, '{"profile": {"name": "Ann"}}')
+    assert accepted.returncode == 0, accepted.stderr
+    assert f"{member} is now at version 2" in accepted.stdout  # started, then patched

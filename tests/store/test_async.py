@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from statehq import AsyncStateStore, LeaseBusy, LeaseLost, SessionStatus, VersionConflict
+from statehq import (
+    AsyncStateStore,
+    LeaseBusy,
+    LeaseLost,
+    SessionStatus,
+    StoreUnavailable,
+    VersionConflict,
+)
 
 
 async def test_update_get_and_conflict(astore: AsyncStateStore, member: str) -> None:
@@ -67,3 +74,22 @@ async def test_more_concurrent_calls_than_connections_wait_their_turn(
     # A burst bigger than the pool queues for a connection; none is refused.
     results = await asyncio.gather(*(astore.ping() for _ in range(300)), return_exceptions=True)
     assert [r for r in results if isinstance(r, BaseException)] == []
+
+
+async def test_a_client_failing_outside_redis_errors_is_store_unavailable(
+    astore: AsyncStateStore, member: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py's Cluster client mid-failover has raised RuntimeError and AttributeError
+    from a closed connection; callers see StoreUnavailable like any store outage."""
+    import redis.asyncio.client
+    import redis.asyncio.cluster
+
+    def closed(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    for client in (redis.asyncio.client.Redis, redis.asyncio.cluster.RedisCluster):
+        monkeypatch.setattr(client, "execute_command", closed)
+    with pytest.raises(StoreUnavailable, match="the store's client failed"):
+        await astore.update(member, {"a": 1})
+    monkeypatch.undo()
+    assert (await astore.update(member, {"a": 1})).version == 1

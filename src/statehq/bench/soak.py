@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -322,7 +322,7 @@ class Driver:
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -865,7 +865,9 @@ def _loads(results: SoakResults) -> list[str]:
         )
     lines += [
         "",
-        "Processed: messages the fake Graph API got a reply to. Lost: acknowledged (200), "
+        "Processed: messages the fake Graph API got a reply to (processed/s: over the time "
+        "from the first message to the last reply; the offered rate when the service keeps "
+        "up). Lost: acknowledged (200), "
         "never answered. Duplicated: a reply (`<message id>#<n>`) delivered more than once. "
         "Out of order: a reply that reached a member after the reply to a message the member "
         "sent later. Reply: from when the message was due to when its reply reached the fake "
@@ -945,8 +947,8 @@ def _failovers(results: SoakResults) -> list[str]:
         "only) makes a master refuse writes while no replica is connected and recent; it "
         "does not make a write wait for a replica. statehq never calls `WAIT`, so a write "
         "the master acknowledged and died before sending is lost under either setting: "
-        "replication is asynchronous. On loopback the replicas lag by well under a "
-        "millisecond, so that window is small here, not closed.",
+        "replication is asynchronous. On loopback that window is far smaller than across a "
+        "network; it is not closed.",
         "",
         "Answers by status:",
         "",

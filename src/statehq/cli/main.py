@@ -33,7 +33,7 @@ from typing import Any
 from .. import __version__
 from ..config import Settings
 from ..digits import is_digits
-from ..errors import ConfigError, NoLiveSession, StateError, VersionConflict
+from ..errors import ConfigError, NoLiveSession, StateError
 from ..flows import bot_stages, open_bot
 from ..flows.loading import BotRunner, add_bot_commands
 from ..redact import redact_text, redact_value
@@ -169,11 +169,8 @@ def _run_state_action(manager: StateManager, args: argparse.Namespace) -> int:
             fields = ", ".join(sorted(k for k in entry.doc if not k.startswith("_")))
             print(f"v{entry.version}  {entry.last_updated}  {{{fields}}}")
     elif args.action == "update":
-        session = manager.open(who)
-        if args.expect is not None and session.version != args.expect:
-            raise VersionConflict(session.key, args.expect, session.version)
-        snap = session.update_state(args.patch, reason=args.reason)
-        print(f"{session.key} is now at version {snap.version}")
+        key, snap = manager.update(who, args.patch, expect=args.expect, reason=args.reason)
+        print(f"{key} is now at version {snap.version}")
     elif args.action == "rollback":
         snap = manager.rollback(who, args.version, reason=args.reason)
         print(f"restored version {args.version} of {key} as version {snap.version}")

@@ -10,16 +10,19 @@ Nothing above this layer touches the store directly (DESIGN.md §1).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from .. import metrics
-from ..errors import CorruptState, NoLiveSession, SessionMoved, VersionConflict
+from ..errors import CorruptState, InvalidInput, NoLiveSession, SessionMoved, VersionConflict
 from ..store import HistoryEntry, Lease, SessionStatus, Snapshot, StateStore
 from ..store.audit import AuditEntry, AuditEvent, TailEntry
 from ..store.operations import Clock, utc_now
 from . import identity, recovery
 from .channel_ids import ChannelId, member_of_key, session_key_for
+from .documents import merge_patch
 from .model import STAGE_INIT
 from .recovery import RecoveryResult
 from .session import MemberSession
@@ -91,6 +94,33 @@ class StateManager:
             return MemberSession(self, key, channel, snap, lease=lease)
         raise SessionMoved(key, key)  # a route cycle: only a hand edit can make one
 
+    def update(
+        self,
+        who: ChannelId | str,
+        patch: Mapping[str, Any],
+        *,
+        expect: int | None = None,
+        reason: str = "",
+    ) -> tuple[str, Snapshot]:
+        """Merge ``patch`` into ``who``'s session, starting one if there is none.
+
+        A patch that would be refused is refused before anything is written: on a member
+        with no session it is checked against the session it would start, so a refusal
+        never leaves a new session behind. ``expect``: only at this version.
+        """
+        if not isinstance(patch, Mapping):
+            raise InvalidInput(f"a patch must be an object, got {type(patch).__name__}")
+        channel, key = _parse(who)
+        key = self.store.resolve(key)
+        if self.store.get(key) is None:
+            fresh = self._fresh_document(key, channel)
+            merged = merge_patch(copy.deepcopy(fresh), copy.deepcopy(dict(patch)))
+            self.validator.check(key, {}, merged, identity=True)
+        session = self.open(who)
+        if expect is not None and session.version != expect:
+            raise VersionConflict(session.key, expect, session.version)
+        return session.key, session.update_state(patch, reason=reason)
+
     def reopen(self, session: MemberSession) -> Snapshot:
         """A fresh snapshot for ``session`` (used by :meth:`MemberSession.reload`)."""
         fresh = self.open(session.channel or session.key, lease=session.lease)
@@ -154,13 +184,19 @@ class StateManager:
         target = self.store.route(key)
         return channel, target or key
 
-    def _start(self, key: str, channel: ChannelId | None, lease: Lease | None) -> MemberSession:
-        expired = self.store.status(key) is SessionStatus.EXPIRED
+    @staticmethod
+    def _fresh_document(key: str, channel: ChannelId | None) -> dict[str, Any]:
+        """The document a new session under ``key`` starts with."""
         doc: dict[str, Any] = {"stage": STAGE_INIT, "authenticated": False}
         doc["channel"] = channel.as_dict() if channel else None
         member_id = member_of_key(key)
         if member_id is not None:
             doc["member_id"] = member_id
+        return doc
+
+    def _start(self, key: str, channel: ChannelId | None, lease: Lease | None) -> MemberSession:
+        expired = self.store.status(key) is SessionStatus.EXPIRED
+        doc = self._fresh_document(key, channel)
         name = channel.key if channel else ""
         events = [AuditEvent("session.started", name, "first message" if not expired else "")]
         if expired:

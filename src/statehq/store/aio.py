@@ -22,6 +22,7 @@ from .audit import AuditEntry, AuditEvent, TailEntry
 from .connection import (
     ScriptBook,
     StoreFailure,
+    client_failure,
     member_in,
     reconnect_once,
     redact_url,
@@ -152,6 +153,10 @@ class AsyncStateStore:
             return await self._client.execute_command(*request.args)
         except StoreFailure as exc:
             raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
+        except (RuntimeError, AttributeError, OSError) as exc:
+            # redis-py's Cluster client, mid-failover, has raised these from a connection
+            # it closed under the call ("the handler is closed", a None transport).
+            raise client_failure(exc, self._where()) from exc
 
     async def _script(self, verb: str, *args: str) -> Any:
         if verb == "LOAD":

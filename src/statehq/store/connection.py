@@ -108,6 +108,13 @@ def translate(
     return StoreUnavailable(f"{where}: the server failed the command ({text})")
 
 
+def client_failure(exc: BaseException, where: str) -> StateError:
+    """The statehq error for a redis-py client that failed with no Redis error of its own."""
+    return StoreUnavailable(
+        f"{where}: the store's client failed ({type(exc).__name__}: {exc}); try again shortly"
+    )
+
+
 def member_in(keys: list[str] | tuple[str, ...]) -> str:
     """The session key inside the first ``{...}``-tagged key, for error messages."""
     for key in keys:

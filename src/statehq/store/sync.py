@@ -20,6 +20,7 @@ from .audit import AuditEntry, AuditEvent, TailEntry
 from .connection import (
     ScriptBook,
     StoreFailure,
+    client_failure,
     member_in,
     reconnect_once,
     redact_url,
@@ -134,6 +135,10 @@ class StateStore:
             return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
         except StoreFailure as exc:
             raise translate(exc, self._where(), member_in(ops.keys_of(request))) from exc
+        except (RuntimeError, AttributeError, OSError) as exc:
+            # redis-py's Cluster client, mid-failover, has raised these from a connection
+            # it closed under the call ("the handler is closed", a None transport).
+            raise client_failure(exc, self._where()) from exc
 
     def _evalsha(self, request: ops.Script) -> Any:
         sha = self._scripts.shas[request.name]
