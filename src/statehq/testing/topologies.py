@@ -23,10 +23,13 @@ process still running when the interpreter exits is killed too. Start-up waits p
 from __future__ import annotations
 
 import atexit
+import ctypes
 import importlib.resources
 import secrets
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +139,22 @@ def _kill_leftovers() -> None:
     _kill(list(_running))
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the process that started us dies.
+
+    atexit covers a normal exit; a test run killed by a signal (a CI timeout, Ctrl-C
+    twice) would otherwise leave its servers running. Linux only; elsewhere a no-op.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def _spawn(argv: Sequence[str | Path], directory: Path, log_name: str) -> subprocess.Popen[bytes]:
     with (directory / log_name).open("ab") as log:
         process = subprocess.Popen(
@@ -144,6 +163,7 @@ def _spawn(argv: Sequence[str | Path], directory: Path, log_name: str) -> subpro
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     _running.add(process)
     return process
