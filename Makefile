@@ -21,7 +21,7 @@ run: $(STAMP)
 	@$(BIN)/statehq ledger seed
 	@mkdir -p .statehq && test -s .statehq/admin-token || \
 	  $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(18))" > .statehq/admin-token
-	@echo "the page: http://127.0.0.1:8000/   admin token (the page asks once): $$(cat .statehq/admin-token)"
+	@echo "admin token (the page asks for it once): $$(cat .statehq/admin-token)"
 	STATEHQ_ADMIN_TOKEN=$${STATEHQ_ADMIN_TOKEN:-$$(cat .statehq/admin-token)} $(BIN)/statehq serve
 
 # The suites run on every topology: the embedded Valkey, Debian's Redis 7, a Valkey

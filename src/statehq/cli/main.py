@@ -239,6 +239,7 @@ def run_serve(args: argparse.Namespace) -> int:
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{shown}:{settings.port}"
     print(f"statehq {__version__} serving on {base}", flush=True)
+    print(f"  the page          {base}/  (web chat and live state inspector)", flush=True)
     print(f"  WhatsApp webhook  {base}/webhooks/whatsapp", flush=True)
     print(f"  health, metrics   {base}/healthz  {base}/metrics", flush=True)
     print(f"  probes            {base}/livez  {base}/readyz", flush=True)
