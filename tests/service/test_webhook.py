@@ -40,16 +40,27 @@ def test_verify_answers_the_challenge_as_plain_text(service: Running) -> None:
 
 
 @pytest.mark.parametrize(
-    "params",
+    ("params", "status", "said"),
     [
-        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
-        {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
-        {"hub.challenge": "1"},
+        (
+            {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+            403,
+            "hub.verify_token does not match",
+        ),
+        (
+            {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
+            400,
+            "hub.mode must be 'subscribe', got 'unsubscribe'",
+        ),
+        ({"hub.challenge": "1"}, 400, "hub.mode must be 'subscribe', got missing"),
     ],
 )
-def test_verify_refuses_a_wrong_token(service: Running, params: dict[str, str]) -> None:
+def test_verify_refuses_a_wrong_token_or_mode_saying_which(
+    service: Running, params: dict[str, str], status: int, said: str
+) -> None:
     answer = service.http.get(WEBHOOK, params=params)
-    assert answer.status_code == 403
+    assert answer.status_code == status
+    assert said in answer.text
     assert answer.text != "1"
 
 

@@ -32,11 +32,13 @@ class WhatsAppChannel:
         """Meta's subscription handshake: the challenge back when the verify token matches."""
         expected = self.settings.verify_token
         given = params.get("hub.verify_token", "")
-        if (
-            expected
-            and params.get("hub.mode") == "subscribe"
-            and hmac.compare_digest(given.encode(), expected.encode())
-        ):
+        mode = params.get("hub.mode")
+        if mode != "subscribe":
+            shown = "missing" if mode is None else f"{mode[:40]!r}"
+            return 400, f"verification failed: hub.mode must be 'subscribe', got {shown}"
+        if not expected:
+            return 403, "verification failed: WHATSAPP_VERIFY_TOKEN is not set"
+        if hmac.compare_digest(given.encode(), expected.encode()):
             return 200, params.get("hub.challenge", "")
         return 403, "verification failed: hub.verify_token does not match"
 
