@@ -141,3 +141,11 @@ def test_a_refused_update_on_an_unknown_member_writes_nothing(data_dir: Path) ->
     accepted = statehq(data_dir, "state", "update", member, '{"profile": {"name": "Ann"}}')
     assert accepted.returncode == 0, accepted.stderr
     assert f"{member} is now at version 2" in accepted.stdout  # started, then patched
+
+
+def test_the_top_level_help_says_what_statehq_is_without_markup(data_dir: Path) -> None:
+    result = statehq(data_dir, "--help")
+    assert result.returncode == 0
+    assert "conversation state for messaging bots" in result.stdout
+    assert "``" not in result.stdout
+    assert "Exit status: 0 on success" in result.stdout

@@ -45,6 +45,17 @@ from . import chat, dead
 
 PROMPT = "statehq> "
 
+DESCRIPTION = (
+    "statehq: durable, atomic, versioned conversation state for messaging bots, on "
+    "Redis/Valkey. Serve the bot (serve), chat with it (chat), and inspect, repair and "
+    "audit members' state from a terminal."
+)
+EPILOG = (
+    "MEMBER is a channel identity (whatsapp:263771234567), member:<id> or a bare member "
+    "id. Exit status: 0 on success, 1 when statehq refused or failed, 2 for a malformed "
+    "command line. Example: statehq state show whatsapp:263771234567"
+)
+
 
 def _json_arg(text: str) -> Any:
     try:
@@ -102,7 +113,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
 
 def _grammar(settings: Settings | None) -> tuple[argparse.ArgumentParser, BotRunner | None]:
-    parser = argparse.ArgumentParser(prog="statehq", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="statehq", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"statehq {__version__}")
     parser.add_argument("--url", help="Redis/Valkey URL (default: STATEHQ_REDIS_URL or embedded)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
