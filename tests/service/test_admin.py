@@ -438,3 +438,12 @@ def test_an_unavailable_store_is_503_and_an_unexpected_error_is_a_plain_500(
     response = api.get(f"/admin/members/{PHONE}")
     assert response.status_code == 500
     assert body_of(response) == {"error": "internal error"}
+
+
+def test_the_index_lists_every_endpoint_with_what_it_does(api: httpx.Client, serve: Serve) -> None:
+    listed = body_of(api.get("/admin/"))["endpoints"]
+    pairs = {(e["method"], e["path"]) for e in listed}
+    assert ("POST", "/admin/members/{member}/rollback") in pairs
+    assert ("GET", "/admin/dead") in pairs
+    assert all(e["does"] for e in listed)
+    assert serve(auth=None).get("/admin/").status_code == 401  # behind the token too

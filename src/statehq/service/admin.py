@@ -129,8 +129,32 @@ def admin_routes(manager: StateManager, token: str | None) -> list[BaseRoute]:
         _route("/reset", manager, _reset, _reason_body, "POST", "admin-reset"),
         _route("/recover", manager, _recover, _reason_body, "POST", "admin-recover"),
     ]
+    routes.append(Route("/", lambda _request: _json({"endpoints": index}), name="admin-index"))
+    index = [
+        {"method": method, "path": f"/admin{route.path}", "does": ENDPOINTS.get(route.name, "")}
+        for route in routes
+        if isinstance(route, Route)
+        for method in sorted((route.methods or set()) - {"HEAD"})
+    ]
+
     router = Router(routes=routes, default=_unknown_path)
     return [Mount("/admin", app=_Guard(router, token), name="admin")]
+
+
+ENDPOINTS = {
+    "admin-index": "this list",
+    "admin-member": "the member's state (secrets masked), version and TTL",
+    "admin-history": "every version kept, oldest last",
+    "admin-audit": "the audit trail; query: since (id or time), limit",
+    "admin-rollback": 'restore a version as a new one; body: {"version": N, "reason": "..."}',
+    "admin-reset": 'start the session over, keeping who it is; body: {"reason": "..."}',
+    "admin-recover": 'repair corrupt or invalid state from history; body: {"reason": "..."}',
+    "admin-dead": "dead letters; query: sender",
+    "admin-dead-one": "one dead letter and why; query: sender",
+    "admin-dead-replay": 'queue a dead letter again; body: {"reason": "...", "sender": "..."}',
+    "admin-dead-drop": 'forget a dead letter; body: {"reason": "...", "sender": "..."}',
+}
+"""What each admin endpoint does, for the listing at ``GET /admin/``."""
 
 
 # -- the operations (blocking: run in the thread pool) ---------------------------------------
