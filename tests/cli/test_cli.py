@@ -101,6 +101,7 @@ def test_malformed_command_line_exits_2(data_dir: Path) -> None:
 
 
 def test_show_missing_member(data_dir: Path) -> None:
+    assert statehq(data_dir, "health").returncode == 0  # a store exists here
     result = statehq(data_dir, "state", "show", "nobody")
     assert result.returncode == 1
     assert "no live session for nobody (none)" in result.stdout
@@ -149,3 +150,18 @@ def test_the_top_level_help_says_what_statehq_is_without_markup(data_dir: Path) 
     assert "conversation state for messaging bots" in result.stdout
     assert "``" not in result.stdout
     assert "Exit status: 0 on success" in result.stdout
+
+
+def test_a_read_in_a_directory_with_no_store_says_so_instead_of_starting_one(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "elsewhere" / ".statehq"
+    for command in (
+        ("state", "show", "whatsapp:263771234567"),
+        ("audit", "--tail"),
+        ("dead", "list"),
+    ):
+        result = statehq(empty, *command)
+        assert result.returncode == 1
+        assert f"there is no statehq data in {empty}" in result.stderr
+    assert not empty.exists()  # nothing was started there

@@ -235,6 +235,31 @@ def run_health(store: StateStore) -> int:
     return 0 if ok else 1
 
 
+READS_EXISTING = {"state", "audit", "identity", "dead"}
+"""Commands about state that must already exist: in a fresh data dir they find nothing."""
+
+
+def _no_store_here(settings: Settings, args: argparse.Namespace) -> str | None:
+    """Why a command reading existing state would only find an empty new store, if it would.
+
+    Without ``STATEHQ_REDIS_URL`` the store is the embedded server of the data dir,
+    ``./.statehq`` relative to where the command runs: from another directory a
+    command would silently start a new, empty store there.
+    """
+    if args.url or settings.redis_url or args.command not in READS_EXISTING:
+        return None
+    if args.command == "state" and args.action == "update":
+        return None  # an update may start a member's session
+    data_dir = settings.data_dir.expanduser().resolve()
+    if data_dir.exists():
+        return None
+    return (
+        f"there is no statehq data in {data_dir} (the embedded store lives in "
+        f"STATEHQ_DATA_DIR, ./.statehq by default). Run this where you ran `make run` or "
+        f"`statehq serve`, or set STATEHQ_DATA_DIR or STATEHQ_REDIS_URL"
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """``statehq serve``: the service in the foreground, until Ctrl-C."""
     from ..service.app import serve
@@ -329,6 +354,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return status
         if args.command == "serve":
             return run_serve(args)
+        missing = _no_store_here(settings, args)
+        if missing:
+            print(f"statehq: {missing}", file=sys.stderr)
+            return 1
         with StateStore.open(url=args.url, settings=settings) as store:
             if store.settings.redis_url is None and args.command == "shell":
                 where = EmbeddedValkey(store.settings)
