@@ -110,3 +110,9 @@ def test_a_layer_refuses_a_setting_it_does_not_have() -> None:
     with pytest.raises(ConfigError, match="whatsapp_app_secret"):
         StateStore.open("redis://127.0.0.1:1", whatsapp_app_secret="x")
     assert StoreSettings(data_dir="/tmp/x").data_dir == Path("/tmp/x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_layer_built_alone_has_the_same_defaults_as_its_share_of_settings(layer: type) -> None:
+    # The layers repeat their fields' defaults; this keeps the two from drifting apart.
+    assert layer() == layer.of(Settings())  # type: ignore[attr-defined]
