@@ -165,3 +165,16 @@ def test_a_read_in_a_directory_with_no_store_says_so_instead_of_starting_one(
         assert result.returncode == 1
         assert f"there is no statehq data in {empty}" in result.stderr
     assert not empty.exists()  # nothing was started there
+
+
+def test_serve_on_a_port_in_use_says_so_before_claiming_to_serve(data_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = statehq(data_dir, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "serving on" not in result.stdout

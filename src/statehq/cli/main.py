@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import shlex
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -260,6 +262,21 @@ def _no_store_here(settings: Settings, args: argparse.Namespace) -> str | None:
     )
 
 
+def _port_taken(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port`` (checked before saying
+    "serving on"; other bind errors are left for the server to report)."""
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """``statehq serve``: the service in the foreground, until Ctrl-C."""
     from ..service.app import serve
@@ -274,6 +291,13 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env().override(**changes)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{shown}:{settings.port}"
+    if _port_taken(settings.host, settings.port):
+        print(
+            f"statehq: {settings.host}:{settings.port} is already in use (another statehq "
+            f"serve?); stop it, or choose another port with --port or STATEHQ_PORT",
+            file=sys.stderr,
+        )
+        return 1
     print(f"statehq {__version__} serving on {base}", flush=True)
     print(f"  the page          {base}/  (web chat and live state inspector)", flush=True)
     print(f"  WhatsApp webhook  {base}/webhooks/whatsapp", flush=True)
