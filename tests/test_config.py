@@ -47,6 +47,7 @@ def test_every_variable_is_read() -> None:
         "STATEHQ_MAX_ATTEMPTS": "3",
         "STATEHQ_STORE_TIMEOUT": "0.5",
         "STATEHQ_RECONCILE_INTERVAL": "2",
+        "STATEHQ_ACCESS_LOG": "1",
         "STATEHQ_ADMIN_TOKEN": " admin-s3cret ",
         "STATEHQ_MARK_READ": "on",
         "WHATSAPP_VERIFY_TOKEN": "verify-me",
@@ -78,6 +79,8 @@ def test_every_variable_is_read() -> None:
     assert s.bot == "mybot.app:create_bot"
     assert s.channels == "chat.web:WebChannel,tg:Telegram"
     assert (s.admin_token, s.mark_read) == ("admin-s3cret", True)
+    assert s.access_log is True
+    assert s.service.access_log is True
     assert (s.whatsapp_verify_token, s.whatsapp_app_secret, s.whatsapp_access_token) == (
         "verify-me",
         "app-s3cret",

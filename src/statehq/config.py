@@ -69,6 +69,7 @@ class Settings:
     max_attempts: int = 5
     store_timeout: float = 1.5
     reconcile_interval: float = 10.0
+    access_log: bool = False
     admin_token: str | None = field(default=None, repr=False)
     mark_read: bool = False
     whatsapp_verify_token: str | None = field(default=None, repr=False)
@@ -198,6 +199,7 @@ class ServiceSettings(_Layer):
     max_attempts: int = 5
     store_timeout: float = 1.5
     reconcile_interval: float = 10.0
+    access_log: bool = False
     admin_token: str | None = field(default=None, repr=False)
     channels: str = ""
 

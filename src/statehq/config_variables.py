@@ -12,7 +12,7 @@ from typing import Any
 
 from . import config_checks as check
 
-UNCHECKED = ("data_dir", "keep_server", "mark_read", "port")
+UNCHECKED = ("data_dir", "keep_server", "mark_read", "port", "access_log")
 """Settings whose values in code are not strings to parse (their types are checked)."""
 
 
@@ -274,6 +274,14 @@ VARIABLES: tuple[Variable, ...] = (
         "10",
         "Seconds between sweeps that find inboxes holding work nobody is marked to do "
         "(the safety net under partial store failures).",
+    ),
+    Variable(
+        "STATEHQ_ACCESS_LOG",
+        "access_log",
+        check.flag,
+        "false",
+        "Log one line per HTTP request `statehq serve` answers: method, path (member "
+        "numbers masked, never the query string), status and milliseconds.",
     ),
     Variable(
         "STATEHQ_ADMIN_TOKEN",

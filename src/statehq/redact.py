@@ -49,17 +49,55 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+MASK_KEEP_START = 3
+MASK_KEEP_END = 2
+MASK_SHORTEST_SHOWN = 8
+"""An identifier keeps its first 3 and last 2 characters when it has at least 8; a shorter
+one is masked whole (5 of 7 characters would all but name it)."""
+
+
+def mask_identity(identity: str) -> str:
+    """A channel identity as log lines show it: ``whatsapp:263771234567`` ->
+    ``whatsapp:263*******67``.
+
+    The channel type stays; of the identifier only the first 3 and last 2 characters do,
+    enough to tell members apart in a log and to match a number an operator already
+    has, not enough to contact anyone. Every log line that names a member passes it
+    through here (the README's "Privacy" paragraph says so).
+    """
+    kind, colon, identifier = identity.partition(":")
+    if not colon:  # a bare identifier
+        kind, identifier = "", identity
+    if len(identifier) < MASK_SHORTEST_SHOWN:
+        return f"{kind}{colon}{'*' * len(identifier)}"
+    hidden = "*" * (len(identifier) - MASK_KEEP_START - MASK_KEEP_END)
+    return f"{kind}{colon}{identifier[:MASK_KEEP_START]}{hidden}{identifier[-MASK_KEEP_END:]}"
+
+
+# A phone-number identity inside free text, such as an error message naming a session key.
+_NUMBER_IDENTITY = re.compile(r"\b([a-z][a-z0-9_-]*:)(\d{7,})\b")
+
+
+def mask_identities(text: str) -> str:
+    """``text`` with every ``type:<7 or more digits>`` identity masked by :func:`mask_identity`."""
+    if ":" not in text:
+        return text
+    return _NUMBER_IDENTITY.sub(lambda found: mask_identity(found.group()), text)
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts the formatted message (and exception text) of a record."""
+    """A logging filter for the formatted message (and exception text) of a record: secrets
+    redacted, and phone-number identities masked even where a message names one in passing
+    (an error's text), as a net under the lines that mask them explicitly."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact_text(message)
+        cleaned = mask_identities(redact_text(message))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
             exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact_text(exc_text)
+            record.exc_text = mask_identities(redact_text(exc_text))
             record.exc_info = None
         return True
 

@@ -14,7 +14,7 @@ import pytest
 def statehq(
     data_dir: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STATEHQ_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "STATEHQ_DATA_DIR": str(data_dir), "STATEHQ_OPERATOR": "tester"}
     env.pop("STATEHQ_REDIS_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "statehq.cli.main", *args],
@@ -36,12 +36,14 @@ def test_update_show_history_rollback_audit(data_dir: Path) -> None:
     assert "version 3" in out
     shown = statehq(data_dir, "state", "show", member)
     assert shown.returncode == 0
-    assert "version 3" in shown.stdout
-    doc = json.loads(shown.stdout.split("\n", 1)[1])
+    assert "version 3, expires in" in shown.stdout
+    doc = json.loads(shown.stdout.split("document:\n", 1)[1])
     assert doc["profile"] == {"name": "Ann"}
     assert doc["stage"] == "AUTH"
     history = statehq(data_dir, "state", "history", member).stdout.splitlines()
-    assert [line.split()[0] for line in history] == ["v3", "v2", "v1"]
+    assert [line.split()[0] for line in history[1:]] == ["v3", "v2", "v1"]
+    assert history[1].endswith("changed: stage")  # what changed in that version
+    assert history[2].endswith("changed: profile.name")
     rolled = statehq(data_dir, "state", "rollback", member, "2", "--reason", "wrong tap")
     assert "restored version 2" in rolled.stdout
     assert '"stage": "INIT"' in statehq(data_dir, "state", "show", member).stdout
@@ -52,7 +54,7 @@ def test_update_show_history_rollback_audit(data_dir: Path) -> None:
         "state.updated",
         "state.rolled_back",
     ]
-    assert audit[-1].endswith("(wrong tap)")
+    assert audit[-1].endswith("(wrong tap (operator tester))")
     tail = statehq(data_dir, "audit", "--tail", "--limit", "2").stdout.splitlines()
     assert [line.split()[3] for line in tail] == ["state.updated", "state.rolled_back"]
 
@@ -87,8 +89,8 @@ def test_recover_reset_and_unbind(data_dir: Path) -> None:
     assert "profile" not in statehq(data_dir, "state", "show", member).stdout
     missing = statehq(data_dir, "state", "rollback", "member:typo", "3")
     assert missing.returncode == 1
-    assert "nothing to roll back" in missing.stdout
-    assert "no live session" in statehq(data_dir, "state", "show", "member:typo").stdout
+    assert "no live session for member:typo" in missing.stderr
+    assert "no live session" in statehq(data_dir, "state", "show", "member:typo").stderr
     unbound = statehq(data_dir, "identity", "unbind", member, "--reason", "recycled")
     assert unbound.returncode == 1
     assert "not bound to any member" in unbound.stderr
@@ -104,7 +106,7 @@ def test_show_missing_member(data_dir: Path) -> None:
     assert statehq(data_dir, "health").returncode == 0  # a store exists here
     result = statehq(data_dir, "state", "show", "nobody")
     assert result.returncode == 1
-    assert "no live session for nobody (none)" in result.stdout
+    assert "no live session for nobody (none); tried member:nobody, " in result.stderr
 
 
 def test_health(data_dir: Path) -> None:
@@ -115,13 +117,25 @@ def test_health(data_dir: Path) -> None:
 
 
 def test_shell_reads_commands_from_stdin(data_dir: Path) -> None:
-    script = 'update m1 \'{"profile": {"x": [1, 2]}}\'\nshow m1\nrollback m1 9\nbogus\nquit\n'
+    script = (
+        'update m1 \'{"profile": {"x": [1, 2]}}\'\nshow m1\nrollback m1 9\nbogus\n'
+        "state history m1 --json\nhelp\nhelp diff\nserve\nquit\n"
+    )
     result = statehq(data_dir, "shell", stdin=script)
     assert result.returncode == 0
     assert "member:m1 is now at version 2" in result.stdout
     assert '"x": [' in result.stdout
-    assert "no version 9 in its history" in result.stdout
-    assert "embedded Valkey at" in result.stdout
+    # at the prompt, messages come in order with the output
+    assert "no version 9 in its history (held: 1, 2)" in result.stdout
+    assert "invalid choice: 'bogus'" in result.stdout
+    assert f"statehq shell on the embedded store, data in {data_dir}" in result.stdout
+    assert '"versions": [' in result.stdout  # the CLI's own options work at the prompt
+    listed = result.stdout.split("Commands (help COMMAND for its options):")[1]
+    assert "  scan " in listed
+    assert "  audit " in listed
+    assert "  serve " not in listed
+    assert "Show what changed between two versions." in result.stdout  # help diff
+    assert "run `statehq serve` from the command line" in result.stdout
 
 
 @pytest.mark.parametrize("url", ["http://nope", "unix:///nonexistent/x.sock"])

@@ -43,7 +43,7 @@ ALLOWED_WHEN_FULL = {
     "lease_release",
     "dead_drop",
 }
-READ_ONLY = {"get"}
+READ_ONLY = {"get", "session_export"}
 
 
 def test_which_scripts_run_on_a_full_server_is_decided_for_each() -> None:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from .. import metrics
 from ..errors import VersionConflict
-from ..redact import get_logger, redact_text
+from ..redact import get_logger, mask_identity, redact_text
 from ..state import StateManager
 from ..store import Lease
 from ..store.audit import AuditEvent
@@ -244,7 +244,8 @@ class Headquarters:
         try:
             turn.session.advance(step.name)
         except Exception as error:  # the store itself failing: the original error matters more
-            log.warning("could not return %s to step %s: %s", turn.session.key, step.name, error)
+            who = mask_identity(turn.session.key)
+            log.warning("could not return %s to step %s: %s", who, step.name, error)
 
     def _follow(self, turn: Turn, flow: Flow, step: Step, outcome: Outcome) -> list[Message]:
         session, replies = turn.session, list[Message]()
@@ -293,7 +294,10 @@ class Headquarters:
         if flow is not None:
             detail.update(flow=flow["id"], step=flow["step"])
         log.warning(
-            "message %s for %s failed: %s", turn.inbound.message_id, turn.session.key, detail
+            "message %s for %s failed: %s",
+            turn.inbound.message_id,
+            mask_identity(turn.session.key),
+            detail,
         )
         channel = turn.inbound.channel.key
         turn.session.manager.store.audit_append(

@@ -66,7 +66,7 @@ from ..errors import (
     VersionConflict,
     VersionNotFound,
 )
-from ..redact import get_logger, redact_text, redact_value
+from ..redact import get_logger, mask_identity, redact_text, redact_value
 from ..state import StateManager
 from ..state.channel_ids import session_key_for
 from ..store.audit import is_stream_id
@@ -80,6 +80,7 @@ from .admin_requests import (
     shown,
 )
 from .dead import NoDeadLetter
+from .logs import masked_path
 
 log = get_logger(__name__)
 
@@ -195,7 +196,10 @@ def _rollback(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
     snap = manager.rollback(who, args["version"], reason=args["reason"])
     key = manager.session_key(who)
     log.info(
-        "admin api: restored version %d of %s as version %d", args["version"], key, snap.version
+        "admin api: restored version %d of %s as version %d",
+        args["version"],
+        mask_identity(key),
+        snap.version,
     )
     return {"key": key, "restored": args["version"], "version": snap.version}
 
@@ -203,7 +207,7 @@ def _rollback(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
 def _reset(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
     key = manager.session_key(who)
     snap = manager.reset(who, reason=args["reason"])
-    log.info("admin api: reset %s to version %d", key, snap.version)
+    log.info("admin api: reset %s to version %d", mask_identity(key), snap.version)
     return {"key": key, "version": snap.version}
 
 
@@ -211,7 +215,7 @@ def _recover(manager: StateManager, who: str, args: Args) -> dict[str, Any]:
     key = manager.session_key(who)
     result = manager.recover(who, reason=args["reason"])
     if result.outcome != "healthy":
-        log.info("admin api: recovery of %s: %s", key, result.outcome)
+        log.info("admin api: recovery of %s: %s", mask_identity(key), result.outcome)
     return {
         "key": key,
         "outcome": result.outcome,
@@ -303,7 +307,7 @@ def _route(
             log.info(
                 "admin %s %s: %d %s",
                 request.method,
-                request.url.path,
+                masked_path(request.url.path),
                 refused.status,
                 refused.message,
             )
@@ -315,7 +319,7 @@ def _route(
         except StateError as exc:
             return _state_error(request, exc)
         except Exception:
-            log.exception("admin %s %s failed", request.method, request.url.path)
+            log.exception("admin %s %s failed", request.method, masked_path(request.url.path))
             return _json({"error": "internal error"}, 500)
 
     return Route(f"{under}{path}", endpoint, methods=[method], name=name)
@@ -323,7 +327,7 @@ def _route(
 
 def _state_error(request: Request, exc: StateError) -> JSONResponse:
     status = next((code for kind, code in _STATUSES if isinstance(exc, kind)), 500)
-    where = f"admin {request.method} {request.url.path}"
+    where = f"admin {request.method} {masked_path(request.url.path)}"
     if status == 500:
         log.error("%s failed: %s: %s", where, type(exc).__name__, exc)
         return _json({"error": "internal error"}, 500)
@@ -370,7 +374,7 @@ class _Guard:
             log.warning(
                 "admin %s %s refused: no or wrong token (from %s)",
                 scope["method"],
-                scope["path"],
+                masked_path(scope["path"]),
                 client[0],
             )
             challenge = {"WWW-Authenticate": 'Bearer realm="statehq admin"'}

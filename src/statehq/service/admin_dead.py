@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..errors import InvalidInput
-from ..redact import get_logger, redact_value
+from ..redact import get_logger, mask_identity, redact_value
 from ..state import StateManager
 from ..store.keys import check_member_id
 from .admin_requests import Args, Refused, json_object, reason_of, shown
@@ -60,7 +60,8 @@ def _acting(action: Callable[..., bool], outcome: str) -> Operation:
         letter = find_dead(manager.store, message_id, args["sender"])
         if not action(manager.store, letter, reason=args["reason"]):
             raise Refused(404, f"dead letter {message_id!r:.100} was replayed or dropped meanwhile")
-        log.info("admin api: %s dead letter %s from %s", outcome, letter.id, letter.sender)
+        who = mask_identity(letter.sender)
+        log.info("admin api: %s dead letter %s from %s", outcome, letter.id, who)
         return {"id": letter.id, "sender": letter.sender, "outcome": outcome}
 
     return operation

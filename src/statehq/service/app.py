@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +38,7 @@ from ..store.embedded import EmbeddedValkey
 from ..store.inbox import Inbox
 from .admin import admin_routes
 from .health import health_routes
+from .logs import AccessLog, configure_logging
 from .processes import WorkerProcesses, open_worker
 from .web import page, page_routes
 from .webhook import path_of, webhook_routes
@@ -96,7 +98,9 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
             finally:
                 await astore.close()
 
-    return Starlette(routes=[_root_route(config)], lifespan=lifespan)
+    # Off, the access log costs nothing: the middleware is not there at all.
+    middleware = [Middleware(AccessLog)] if config.access_log else []
+    return Starlette(routes=[_root_route(config)], lifespan=lifespan, middleware=middleware)
 
 
 def _root_route(settings: Settings) -> Route:
@@ -217,6 +221,7 @@ def serve(settings: Settings) -> None:
     A bot that cannot be loaded (``STATEHQ_BOT``) raises ConfigError before anything
     starts.
     """
+    configure_logging()
     with open_bot(settings):
         pass
     for channel in channels(settings):
@@ -227,6 +232,6 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
-        access_log=False,
+        access_log=False,  # statehq's own when STATEHQ_ACCESS_LOG is on (see .logs)
         lifespan="on",
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import shutil
 import signal
@@ -37,6 +36,7 @@ from ..config import Settings
 from ..flows import build_engine, open_bot
 from ..redact import get_logger
 from ..store import StateStore
+from .logs import configure_logging
 from .worker import Worker, WorkerSettings
 
 log = get_logger(__name__)
@@ -150,7 +150,7 @@ def _die_with_parent() -> None:
 def main() -> int:
     """A worker process: drain inboxes until SIGTERM or SIGINT."""
     _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     if settings.redis_url is None:
         print("a worker process needs STATEHQ_REDIS_URL (statehq serve sets it)", file=sys.stderr)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import threading
 import time
@@ -38,7 +39,7 @@ from ..errors import (
     StoreUnavailable,
 )
 from ..flows import Headquarters, Inbound, Message, Text
-from ..redact import get_logger, redact_text
+from ..redact import get_logger, mask_identity, redact_text
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.inbox import Claim, Inbox, Taken, Update
@@ -193,7 +194,9 @@ class Worker:
         try:
             return self._drain_leased(sender, lease)
         except LeaseLost:
-            log.warning("%s lost the lease on %s; another goes on", self.name, sender)
+            log.warning(
+                "%s lost the lease on %s; another goes on", self.name, mask_identity(sender)
+            )
             return 0.0
 
     def _drain_leased(self, sender: str, lease: Lease) -> float:
@@ -286,7 +289,7 @@ class Worker:
             "%s: update %s from %s failed (attempt %d of %d): %s",
             self.name,
             taken.id[:80],
-            sender,
+            mask_identity(sender),
             taken.attempts,
             s.max_attempts,
             text,
@@ -309,7 +312,12 @@ class Worker:
         if not self.store.execute(self.inbox.bury(sender, taken.id, why)):
             return  # another worker finished with it meanwhile
         metrics.DEAD_LETTERS.inc()
-        log.error("%s: update %s from %s set aside as a dead letter", self.name, taken.id, sender)
+        log.error(
+            "%s: update %s from %s set aside as a dead letter",
+            self.name,
+            taken.id,
+            mask_identity(sender),
+        )
         kind = taken.update.kind if taken.update is not None else "unreadable"
         detail = {"message_id": taken.id, "kind": kind, "attempts": taken.attempts}
         event = AuditEvent("message.dead", sender, error[:300], detail)
@@ -326,7 +334,18 @@ class Worker:
             queued[:] = self._delivery(update.channel).render(update, replies)
             return Outbox(sender, tuple(queued))
 
+        started = time.perf_counter()
         done = self.engine.process(inbound, lease=lease, outbox=outbox)
+        if log.isEnabledFor(logging.INFO):  # masking costs only when the line is written
+            log.info(
+                "message in from=%s id=%s kind=%s version=%d%s ms=%.1f",
+                mask_identity(sender),
+                update.id,
+                update.kind,
+                done.version,
+                " (already applied)" if done.duplicate else "",
+                (time.perf_counter() - started) * 1000,
+            )
         if done.duplicate:
             metrics.DEDUP_HITS.labels("applied").inc()
             return done.session_key, None  # committed before: its replies are in the outbox
@@ -366,7 +385,12 @@ class Worker:
             reply_id, body = str(queued["id"]), queued["body"]
             outcome: DeliveryReport = self._delivery(sender).deliver(body)
         except Exception as error:  # an entry that cannot be read or sent must not block
-            log.error("%s: a reply to %s could not be sent", self.name, sender, exc_info=error)
+            log.error(
+                "%s: a reply to %s could not be sent",
+                self.name,
+                mask_identity(sender),
+                exc_info=error,
+            )
             detail: dict[str, Any] = {
                 "code": "internal",
                 "error": redact_text(f"{type(error).__name__}: {error}")[:300],
@@ -374,6 +398,7 @@ class Worker:
             event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
             self.store.audit_append(session_key, event)
             return
+        self._log_reply(sender, reply_id, body, outcome)
         if not outcome.ok:
             detail = {
                 "reply": reply_id,
@@ -384,9 +409,39 @@ class Worker:
             event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
             self.store.audit_append(session_key, event)
 
+    @staticmethod
+    def _log_reply(sender: str, reply_id: str, body: Any, outcome: DeliveryReport) -> None:
+        """One line per reply sent (a read receipt's only at debug: one per message)."""
+        level = logging.DEBUG if body.get("status") == "read" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        said = "sent" if outcome.ok else f"failed code={outcome.failure_label}"
+        kind = "receipt" if level == logging.DEBUG else "reply"
+        log.log(
+            level,
+            "%s out to=%s id=%s %s attempts=%d",
+            kind,
+            mask_identity(sender),
+            reply_id,
+            said,
+            outcome.attempts,
+        )
+
     def _record(
         self, session_key: str, sender: str, event: str, update: Update, reason: str = ""
     ) -> None:
+        """Audit an update that ran no turn (a status, an old or ignored message); log it.
+
+        A status is logged only at debug: every reply brings back two or three.
+        """
+        if event == "message.status":
+            if log.isEnabledFor(logging.DEBUG):
+                who, about = mask_identity(sender), update.about or update.id
+                log.debug("status in from=%s id=%s status=%s", who, about, update.status)
+        elif log.isEnabledFor(logging.INFO):
+            said = "not answered (too old)" if event == "message.old" else "ignored"
+            who = mask_identity(sender)
+            log.info("message in from=%s id=%s kind=%s %s", who, update.id, update.kind, said)
         detail: dict[str, Any] = {"message_id": update.about or update.id, "kind": update.kind}
         if update.status is not None:
             detail["status"] = update.status

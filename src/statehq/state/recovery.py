@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import metrics
 from ..errors import CorruptState, NoSession
-from ..redact import get_logger
+from ..redact import get_logger, mask_identity
 from ..store import HistoryEntry, SessionStatus, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
@@ -80,7 +80,7 @@ def recover(
         event = AuditEvent("state.recovered", "", reason, detail)
         written = _write(manager, key, doc, event, snap)
         metrics.RECOVERIES.labels("restored").inc()
-        log.warning("restored %s from version %d: %s", key, entry.version, problem)
+        log.warning("restored %s from version %d: %s", mask_identity(key), entry.version, problem)
         return RecoveryResult("restored", written.version, entry.version, problem), written
     written = _write(
         manager,
@@ -89,7 +89,7 @@ def recover(
         AuditEvent("state.reset", "", reason, {"problem": problem}),
     )
     metrics.RECOVERIES.labels("reset").inc()
-    log.warning("reset %s, no valid version in history: %s", key, problem)
+    log.warning("reset %s, no valid version in history: %s", mask_identity(key), problem)
     return RecoveryResult("reset", written.version, None, problem), written
 
 

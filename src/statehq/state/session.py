@@ -23,7 +23,7 @@ from ..errors import (
     StateValidationError,
     TransitionRefused,
 )
-from ..redact import get_logger, redact_text
+from ..redact import get_logger, mask_identity, redact_text
 from ..store import DEFAULT_PRESERVE, Lease, Snapshot
 from ..store.audit import AuditEvent
 from ..store.codec import STORE_FIELDS
@@ -390,7 +390,7 @@ class MemberSession(SessionReader):
             detail["violations"] = [str(v) for v in error.violations]
         if isinstance(error, TransitionRefused):
             detail.update(source=error.source, target=error.target)
-        log.info("%s for %s: %s", name, self.key, error)
+        log.info("%s for %s: %s", name, mask_identity(self.key), error)
         self.manager.store.audit_append(
             self.key, AuditEvent(name, self._channel_name(), reason, detail)
         )
@@ -422,7 +422,8 @@ class MemberSession(SessionReader):
             fresh = refresher(member_id, token)
         except Exception as exc:  # the backend's failure must not end the conversation
             metrics.TOKEN_REFRESHES.labels("failed").inc()
-            log.warning("token refresh for %s failed: %s", self.key, type(exc).__name__)
+            who = mask_identity(self.key)
+            log.warning("token refresh for %s failed: %s", who, type(exc).__name__)
             return None
         if token_expiry(fresh) is None:
             metrics.TOKEN_REFRESHES.labels("failed").inc()

@@ -18,6 +18,7 @@ from ..metrics import STORE_OPERATIONS
 from . import audit as trail
 from . import clients, maintenance, routes
 from . import requests as ops
+from . import survey as store_survey
 from .audit import AuditEntry, AuditEvent, TailEntry
 from .connection import (
     ScriptBook,
@@ -31,6 +32,7 @@ from .connection import (
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, ping, utc_now
+from .survey import Progress, ScanPage, SessionFilter, StoreSurvey
 
 Patch = dict[str, Any]
 Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -142,12 +144,14 @@ class AsyncStateStore:
         finally:
             self._turns.release()
 
-    async def _call(self, request: ops.Script | ops.Command | ops.Scan) -> Any:
+    async def _call(self, request: ops.Script | ops.Command | ops.Scan | ops.Batch) -> Any:
         try:
             if isinstance(request, ops.Script):
                 return await self._evalsha(request)
             if isinstance(request, ops.Scan):
                 return await self._scan(request)
+            if isinstance(request, ops.Batch):
+                return await self._batch(request)
             if request.args[0] == "SCRIPT":  # every master of a Cluster keeps its own cache
                 return await self._script(*request.args[1:])
             return await self._client.execute_command(*request.args)
@@ -162,6 +166,14 @@ class AsyncStateStore:
         if verb == "LOAD":
             return await self._client.script_load(args[0])
         return await self._client.script_exists(*args)
+
+    async def _batch(self, request: ops.Batch) -> list[Any]:
+        if not request.commands:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for command in request.commands:
+            pipe.execute_command(*command.args)
+        return ops.batch_replies(await pipe.execute(raise_on_error=False))
 
     async def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
         if not isinstance(self._client, RedisCluster):
@@ -363,6 +375,33 @@ class AsyncStateStore:
     async def stage_counts(self, sample: int = 5000) -> dict[str, int]:
         """Live sessions by stage, counted over at most ``sample`` of them."""
         result: dict[str, int] = await self._run(maintenance.stage_counts(self._ops.keys, sample))
+        return result
+
+    async def scan_sessions(
+        self,
+        *,
+        stage: str | None = None,
+        flow: str | None = None,
+        expiring_within: float | None = None,
+        limit: int = 100,
+        cursor: str = "0",
+    ) -> ScanPage:
+        """Up to ``limit`` live sessions matching every filter given, from ``cursor`` on.
+
+        ``stage`` and ``flow`` (a flow id) match exactly; ``expiring_within`` keeps the
+        sessions with at most that many seconds to live. Pass the returned page's
+        ``cursor`` back to continue; it is ``"0"`` once the whole store was scanned.
+        SCAN, never KEYS (every master of a Cluster), one pipelined read per page.
+        """
+        where = SessionFilter(stage=stage, flow=flow, expiring_within=expiring_within)
+        operation = store_survey.scan_sessions(self._ops.keys, where, limit=limit, cursor=cursor)
+        result: ScanPage = await self._run(operation)
+        return result
+
+    async def survey(self, progress: Progress | None = None) -> StoreSurvey:
+        """Count the whole store: sessions by stage, flow and TTL, leases, queues, dead
+        letters, audit volume, bound channels. ``progress`` hears after each SCAN page."""
+        result: StoreSurvey = await self._run(store_survey.survey(self._ops.keys, progress))
         return result
 
     async def ping(self) -> None:

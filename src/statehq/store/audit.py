@@ -23,7 +23,7 @@ from ..digits import is_digits
 from ..errors import InvalidInput
 from ..redact import SECRET_FIELDS, redact_text, redact_value
 from ..text import clean_text
-from .requests import Command, Operation, Script
+from .requests import Command, Operation, Script, Sleep
 
 if TYPE_CHECKING:
     from .operations import Operations
@@ -253,6 +253,36 @@ def follow(ops: Operations, session: str, after: str = "$", wait_ms: int = 0) ->
         return []
     entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
     return [decode_entry(session, entry_id, raw) for entry_id, raw in entries]
+
+
+def follow_tail(ops: Operations, after: dict[str, str], wait_ms: int = 0) -> Operation:
+    """Global tail lines written after ``after`` (piece key -> entry id, ``$`` for now).
+
+    Returns ``(lines, after)`` with ``after`` moved past what was read. One piece is a
+    blocking read; several (a Cluster) are read in turn - one XREAD cannot span slots -
+    with a pause when all were quiet.
+    """
+    pieces = ops.keys.audit_tails()
+    positions = {key: after.get(key, "$") for key in pieces}
+    lines: list[tuple[tuple[int, int], TailEntry]] = []
+    block = ("BLOCK", str(wait_ms)) if wait_ms > 0 and len(pieces) == 1 else ()
+    for key in pieces:
+        if positions[key] == "$":  # pin "now" to an id so the next call misses nothing
+            newest = yield Command(("XREVRANGE", key, "+", "-", "COUNT", "1"))
+            positions[key] = newest[0][0].decode() if newest else "0-0"
+        reply = yield Command(("XREAD", "COUNT", "100", *block, "STREAMS", key, positions[key]))
+        entries = (
+            (next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1])
+            if reply
+            else []
+        )
+        for entry_id, raw in entries:
+            lines.append((_order(entry_id), decode_tail(entry_id, raw)))
+            positions[key] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    if not lines and not block and wait_ms > 0:
+        yield Sleep(min(wait_ms, 500) / 1000)
+    lines.sort(key=lambda line: line[0])
+    return [line for _, line in lines], positions
 
 
 def tail(ops: Operations, since: datetime | str | None = None, limit: int = 100) -> Operation:

@@ -45,6 +45,8 @@ SCRIPT_NAMES = (
     "outbox_pop",
     "dead_replay",
     "dead_drop",
+    "session_export",
+    "session_restore",
 )
 
 

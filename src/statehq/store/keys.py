@@ -10,6 +10,7 @@ single Cluster slot and runs on Redis Cluster unchanged::
     <prefix>:{<member>}:fence     string  fencing-token counter            (1 day, refreshed)
     <prefix>:{<member>}:msg:<id>  string  version a message produced       (dedup TTL)
     <prefix>:{<member>}:route     string  session key this one moved to    (no TTL: identity)
+    <prefix>:{<member>}:channels  set     channel keys routed to this one  (no TTL: an index)
     <prefix>:{<member>}:outbox:<channel>  list  replies queued for sending (dedup TTL)
     <prefix>:{<member>}:audit     stream  audit trail                      (audit retention)
     <prefix>:{<sender>}:inbox           sorted set  queued update ids by timestamp, then arrival
@@ -110,6 +111,11 @@ class MemberKeys:
     def outbox(self, channel: str) -> str:
         """Replies to ``channel`` written with this session's state, waiting to be sent."""
         return f"{self.base}:outbox:{check_member_id(channel)}"
+
+    @property
+    def channels(self) -> str:
+        """The channel identities bound to this member (an index of the routes to it)."""
+        return f"{self.base}:channels"
 
     @property
     def inbox(self) -> str:
@@ -220,6 +226,14 @@ class KeySpace:
     def doc_pattern(self) -> str:
         """A SCAN pattern matching every member's document key."""
         return f"{self.prefix}:{{*}}:doc"
+
+    def member_key_pattern(self) -> str:
+        """A SCAN pattern matching every key of every member (not the shared keys)."""
+        return f"{self.prefix}:{{*}}:*"
+
+    def route_pattern(self) -> str:
+        """A SCAN pattern matching every identity route (a channel bound to a member)."""
+        return f"{self.prefix}:{{*}}:route"
 
     def member_of(self, doc_key: str) -> str:
         """The member id inside a key produced by :meth:`member` (a document, an inbox)."""

@@ -5,11 +5,10 @@ For health checks, metrics and operators; none of them touches a session's state
 
 from __future__ import annotations
 
-import json
-
+from . import survey
 from .connection import ScriptBook
 from .keys import KeySpace
-from .requests import Command, Operation, Scan
+from .requests import Command, Operation
 
 
 def load_scripts() -> Operation:
@@ -28,16 +27,9 @@ def load_scripts() -> Operation:
 
 
 def stage_counts(keys: KeySpace, sample: int) -> Operation:
-    """Live sessions by stage, over at most ``sample`` sessions (SCAN, never KEYS)."""
-    counts: dict[str, int] = {}
-    cursor, seen = "0", 0
-    while True:
-        cursor, found = yield Scan(cursor, keys.doc_pattern(), 1000)
-        for key in found:
-            raw = yield Command(("HGET", key.decode(), "stage"))
-            stage = json.loads(raw) if raw else "INIT"
-            label = stage if isinstance(stage, str) else "INIT"
-            counts[label] = counts.get(label, 0) + 1
-            seen += 1
-        if cursor == "0" or seen >= sample:
-            return counts
+    """Live sessions by stage, over at most ``sample`` sessions (SCAN, never KEYS).
+
+    One pipelined read per SCAN page: see :func:`statehq.store.survey.stage_counts`.
+    """
+    counts: dict[str, int] = yield from survey.stage_counts(keys, sample)
+    return counts

@@ -1,4 +1,4 @@
-"""What an operation asks its driver to do: run a script, run a command, or sleep.
+"""What an operation asks its driver to do: run a script, run commands, scan, or sleep.
 
 Operations (:mod:`statehq.store.operations`, :mod:`.audit`, :mod:`.routes`) are
 generators yielding these; :class:`StateStore` and :class:`AsyncStateStore` perform them.
@@ -47,13 +47,39 @@ class Scan:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Plain commands sent together as one pipeline (not a transaction), replies in order.
+
+    One round trip per server instead of one per command, for reading many keys at once
+    (a survey reads a SCAN page's sessions this way). Each command stands alone: one the
+    server refuses (a key holding the wrong type) gets a :class:`Refused` in place of its
+    reply, so one odd key does not sink the rest; a lost connection fails the whole batch.
+    On a Cluster each command goes to the node owning its key.
+    """
+
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The reply of a command in a :class:`Batch` that the server refused, and why."""
+
+    reason: str
+
+
+def batch_replies(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies as a :class:`Batch` hands them back (errors as :class:`Refused`)."""
+    return [Refused(str(reply)) if isinstance(reply, Exception) else reply for reply in replies]
+
+
+@dataclass(frozen=True)
 class Sleep:
     """Wait before the next attempt."""
 
     seconds: float
 
 
-Request = Script | Command | Scan | Sleep
+Request = Script | Command | Scan | Batch | Sleep
 Operation = Generator[Request, Any, Any]
 
 
@@ -66,10 +92,12 @@ def keys_of(request: Request) -> list[str] | tuple[str, ...]:
     return ()
 
 
-def name_of(request: Script | Command | Scan) -> str:
+def name_of(request: Script | Command | Scan | Batch) -> str:
     """A short label for metrics: the script's name or the command's verb."""
     if isinstance(request, Script):
         return request.name
     if isinstance(request, Scan):
         return "scan"
+    if isinstance(request, Batch):
+        return "batch"
     return request.args[0].lower()

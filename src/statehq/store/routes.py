@@ -58,6 +58,9 @@ def bind(
     if reply[0] == b"CONFLICT":
         raise VersionConflict(session, copied_version, int(reply[1]))
     yield ops.tail_command(session, "identity.bound", None, reply[1], leaf)
+    # The index on the member's side is another slot, so a second call; the route stays
+    # the truth and :func:`bound_channels` checks every index entry against it.
+    yield Command(("SADD", ops.keys.member(target).channels, session))
     return reply[1].decode()
 
 
@@ -69,4 +72,25 @@ def unbind(ops: Operations, session: str, event: AuditEvent) -> Operation:
     if reply[0] == b"NOTBOUND":
         raise IdentityError(f"{session} is not bound to any member; nothing was changed")
     yield ops.tail_command(session, "identity.unbound", None, reply[2], leaf)
-    return reply[1].decode()
+    former = reply[1].decode()
+    yield Command(("SREM", ops.keys.member(former).channels, session))
+    return former
+
+
+def bound_channels(ops: Operations, target: str, hint: str | None = None) -> Operation:
+    """The channel keys whose route points at ``target``, sorted.
+
+    Read from ``target``'s index and checked against each route (the index is written
+    after the route, so a crash in between leaves a stale or missing entry); ``hint``,
+    such as the channel in the member's document, is checked too, which also finds
+    bindings made before the index existed.
+    """
+    members = yield Command(("SMEMBERS", ops.keys.member(target).channels))
+    candidates = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+    if hint:
+        candidates.add(hint)
+    bound = []
+    for channel in sorted(candidates):
+        if channel != target and (yield from route(ops, channel)) == target:
+            bound.append(channel)
+    return bound

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -14,9 +14,11 @@ from redis.exceptions import NoScriptError
 from ..config import Settings, StoreSettings, store_settings_of
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
-from . import clients, codec, maintenance, routes
+from . import backup, clients, codec, maintenance, routes
 from . import requests as ops
+from . import survey as store_survey
 from .audit import AuditEntry, AuditEvent, TailEntry
+from .backup import RestoreOutcome
 from .connection import (
     ScriptBook,
     StoreFailure,
@@ -29,6 +31,8 @@ from .connection import (
 from .embedded import EmbeddedValkey
 from .models import DEFAULT_PRESERVE, HistoryEntry, Lease, SessionStatus, Snapshot
 from .operations import Clock, Operations, Outbox, ping, utc_now
+from .records import SessionRecord
+from .survey import Progress, ScanPage, SessionFilter, StoreSurvey
 
 Patch = dict[str, Any]
 Mutation = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -130,6 +134,8 @@ class StateStore:
                 return self._evalsha(request)
             if isinstance(request, ops.Scan):
                 return self._scan(request)
+            if isinstance(request, ops.Batch):
+                return self._batch(request)
             if request.args[0] == "SCRIPT":  # every master of a Cluster keeps its own cache
                 return self._script(*request.args[1:])
             return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
@@ -154,6 +160,14 @@ class StateStore:
         if verb == "LOAD":
             return self._client.script_load(args[0])
         return self._client.script_exists(*args)
+
+    def _batch(self, request: ops.Batch) -> list[Any]:
+        if not request.commands:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for command in request.commands:
+            pipe.execute_command(*command.args)
+        return ops.batch_replies(pipe.execute(raise_on_error=False))
 
     def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
         if not isinstance(self._client, RedisCluster):
@@ -379,6 +393,20 @@ class StateStore:
         result: list[TailEntry] = self._run(trail.tail(self._ops, since, limit))
         return result
 
+    def audit_follow(self, session: str, after: str = "$", wait_ms: int = 0) -> list[AuditEntry]:
+        """A session's audit entries after the id ``after``, waiting up to ``wait_ms``."""
+        return list(self._run(trail.follow(self._ops, session, after, wait_ms)))
+
+    def audit_follow_tail(
+        self, after: dict[str, str], wait_ms: int = 0
+    ) -> tuple[list[TailEntry], dict[str, str]]:
+        """Global tail lines after the positions ``after`` (``{}`` at first: from now).
+
+        Returns the lines and the positions to pass next time.
+        """
+        lines, positions = self._run(trail.follow_tail(self._ops, after, wait_ms))
+        return lines, positions
+
     # -- identity routes -----------------------------------------------------------------
 
     def route(self, session: str) -> str | None:
@@ -391,6 +419,11 @@ class StateStore:
         result: str = self._run(routes.resolve(self._ops, session))
         return result
 
+    def bound_channels(self, session: str, hint: str | None = None) -> list[str]:
+        """The channel keys bound to ``session`` (checked against their routes)."""
+        result: list[str] = self._run(routes.bound_channels(self._ops, session, hint))
+        return result
+
     def load_scripts(self) -> dict[str, int]:
         """Load any script the server forgot; how many there are and how many were loaded."""
         result: dict[str, int] = self._run(maintenance.load_scripts())
@@ -401,6 +434,33 @@ class StateStore:
         result: dict[str, int] = self._run(maintenance.stage_counts(self._ops.keys, sample))
         return result
 
+    def scan_sessions(
+        self,
+        *,
+        stage: str | None = None,
+        flow: str | None = None,
+        expiring_within: float | None = None,
+        limit: int = 100,
+        cursor: str = "0",
+    ) -> ScanPage:
+        """Up to ``limit`` live sessions matching every filter given, from ``cursor`` on.
+
+        ``stage`` and ``flow`` (a flow id) match exactly; ``expiring_within`` keeps the
+        sessions with at most that many seconds to live. Pass the returned page's
+        ``cursor`` back to continue; it is ``"0"`` once the whole store was scanned.
+        SCAN, never KEYS (every master of a Cluster), one pipelined read per page.
+        """
+        where = SessionFilter(stage=stage, flow=flow, expiring_within=expiring_within)
+        operation = store_survey.scan_sessions(self._ops.keys, where, limit=limit, cursor=cursor)
+        result: ScanPage = self._run(operation)
+        return result
+
+    def survey(self, progress: Progress | None = None) -> StoreSurvey:
+        """Count the whole store: sessions by stage, flow and TTL, leases, queues, dead
+        letters, audit volume, bound channels. ``progress`` hears after each SCAN page."""
+        result: StoreSurvey = self._run(store_survey.survey(self._ops.keys, progress))
+        return result
+
     def bind(self, session: str, copied_version: int, target: str, event: AuditEvent) -> str:
         """Route ``session`` to ``target`` if still at ``copied_version``; see :mod:`.routes`."""
         result: str = self._run(routes.bind(self._ops, session, copied_version, target, event))
@@ -409,6 +469,49 @@ class StateStore:
     def unbind(self, session: str, event: AuditEvent) -> str:
         """Remove ``session``'s route; returns the key it was bound to."""
         result: str = self._run(routes.unbind(self._ops, session, event))
+        return result
+
+    # -- backups and migrations ----------------------------------------------------------
+
+    def session_keys(self) -> Iterator[str]:
+        """Every session key with a live document, each once (SCAN on every master)."""
+        seen: set[str] = set()
+        cursor = "0"
+        while True:
+            cursor, keys = self._run(backup.session_page(self._ops, cursor))
+            for key in keys:
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+            if cursor == "0":
+                return
+
+    def route_map(self) -> dict[str, list[str]]:
+        """Every identity route: ``{session key: [channel keys bound to it]}``."""
+        result: dict[str, list[str]] = self._run(backup.route_map(self._ops))
+        return result
+
+    def export_session(
+        self, key: str, *, with_audit: bool = False, bindings: list[str] | None = None
+    ) -> SessionRecord | None:
+        """``key``'s live session as a :class:`SessionRecord` (one consistent read); None
+        when it has none. ``bindings``: its bound channels if known (else looked up)."""
+        result: SessionRecord | None = self._run(
+            backup.export(self._ops, key, with_audit=with_audit, bindings=bindings)
+        )
+        return result
+
+    def restore_session(
+        self, record: SessionRecord, *, event: AuditEvent, force: bool = False
+    ) -> RestoreOutcome:
+        """Put ``record`` back in one script call, audited with ``event``.
+
+        Never replaces a newer (or different) live session unless ``force``; writes
+        nothing when the live session already is the record. See :mod:`.backup`.
+        """
+        result: RestoreOutcome = self._run(
+            backup.restore(self._ops, record, force=force, event=event)
+        )
         return result
 
     def ping(self) -> None:

@@ -13,8 +13,11 @@ cannot be called from a test, so this speaks its protocol over real HTTP instead
 
 Answers have Meta's shapes: a ``wamid`` for a message, ``{"success": true}`` for a read
 receipt, and Meta's error payload (``error.code``, ``error_data.details``, ``fbtrace_id``)
-for a wrong token (190), a malformed body (100) or a failure queued with
-:meth:`FakeGraph.fail_next`. It is a raw ASGI app served by uvicorn on its own thread,
+for a wrong token (190, HTTP 401), a malformed body (100), a phone number id it does not
+know (100 with ``error_subcode`` 33, HTTP 400, when given ``phone_number_ids``) or a
+failure queued with :meth:`FakeGraph.fail_next`. ``GET {url}/{phone_number_id}`` answers
+the number's ``display_phone_number``, ``verified_name``, ``quality_rating`` and ``id``,
+as Meta does (``statehq doctor`` asks it). It is a raw ASGI app served by uvicorn on its own thread,
 fast enough (thousands of requests a second) to stand in for Meta in the benchmark.
 
 ``GET /_fake/received`` lists the bodies received, for a fake run in another process:
@@ -33,7 +36,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -93,6 +96,24 @@ def error_payload(
     return {"error": error}
 
 
+def unknown_object_payload(method: str, object_id: str) -> dict[str, Any]:
+    """Meta's answer (HTTP 400) for an id it has no such object for, or none this token may
+    use: code 100, ``error_subcode`` 33."""
+    error = {
+        "message": (
+            f"Unsupported {method} request. Object with ID '{object_id}' does not exist, "
+            "cannot be loaded due to missing permissions, or does not support this "
+            "operation. Please read the Graph API documentation at "
+            "https://developers.facebook.com/docs/graph-api"
+        ),
+        "type": "GraphMethodException",
+        "code": 100,
+        "error_subcode": 33,
+        "fbtrace_id": f"A{secrets.token_urlsafe(16)}",
+    }
+    return {"error": error}
+
+
 @dataclass(frozen=True)
 class Received:
     """One POST to ``/{phone_number_id}/messages`` and the answer the fake gave it."""
@@ -128,14 +149,24 @@ class FakeGraph:
 
     The port is bound when the object is made (``port=0`` picks a free one), so
     :attr:`url` is known before :meth:`start`. With ``access_token`` set, any other
-    bearer token is answered 401 (code 190). ``delay`` (seconds) slows every answer.
-    Started once, stopped once; the accessors are safe from any thread.
+    bearer token is answered 401 (code 190). With ``phone_number_ids`` set, any other
+    phone number id is answered 400 (code 100, subcode 33); without, every id is one.
+    :attr:`display_phone_number` and :attr:`verified_name` are what a lookup of a number
+    answers. ``delay`` (seconds) slows every answer. Started once, stopped once; the
+    accessors are safe from any thread.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, access_token: str | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_token: str | None = None,
+        phone_number_ids: Iterable[str] | None = None,
     ) -> None:
         self.access_token = access_token
+        self.phone_number_ids = frozenset(phone_number_ids) if phone_number_ids else None
+        self.display_phone_number = "+1 555-010-0199"
+        self.verified_name = "statehq test number"
         self.delay = 0.0
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = _listen(host, port, family)
@@ -302,6 +333,8 @@ class FakeGraph:
             await _respond(send, 200, self.summary())
         elif scope["method"] == "POST" and len(parts) in (2, 3) and parts[-1] == "messages":
             await self._messages(parts[-2], scope, receive, send)  # optional /vXX.X prefix
+        elif scope["method"] == "GET" and len(parts) in (1, 2):
+            await _respond(send, *self._phone_number(parts[-1], scope))
         else:
             missing = error_payload(100, details=f"Unknown path components: {scope['path']}")
             await _respond(send, 400, missing)
@@ -319,18 +352,41 @@ class FakeGraph:
             body = {}
             status, answer = 400, error_payload(100, details="The body is not a JSON object.")
         else:
-            status, answer = self._answer(body, authorization)
+            status, answer = self._answer(body, authorization, phone)
         record = Received(phone, body, authorization, time.monotonic(), status, answer)
         with self._changed:
             self._received.append(record)
             self._changed.notify_all()
         await _respond(send, status, answer)
 
-    def _answer(
-        self, body: dict[str, Any], authorization: str | None
-    ) -> tuple[int, dict[str, Any]]:
-        if self.access_token is not None and authorization != f"Bearer {self.access_token}":
+    def _phone_number(self, phone: str, scope: Scope) -> tuple[int, dict[str, Any]]:
+        """A lookup of a phone number id: its details, as Meta answers them."""
+        if not self._authorized(_header(scope, b"authorization")):
             return 401, error_payload(190)
+        if not self._known(phone):
+            return 400, unknown_object_payload("get", phone)
+        return 200, {
+            "verified_name": self.verified_name,
+            "code_verification_status": "VERIFIED",
+            "display_phone_number": self.display_phone_number,
+            "quality_rating": "GREEN",
+            "platform_type": "CLOUD_API",
+            "id": phone,
+        }
+
+    def _authorized(self, authorization: str | None) -> bool:
+        return self.access_token is None or authorization == f"Bearer {self.access_token}"
+
+    def _known(self, phone: str) -> bool:
+        return self.phone_number_ids is None or phone in self.phone_number_ids
+
+    def _answer(
+        self, body: dict[str, Any], authorization: str | None, phone: str
+    ) -> tuple[int, dict[str, Any]]:
+        if not self._authorized(authorization):
+            return 401, error_payload(190)
+        if not self._known(phone):
+            return 400, unknown_object_payload("post", phone)
         invalid = _invalid(body)
         if invalid:
             return 400, error_payload(100, details=invalid)
@@ -416,13 +472,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=None, help="the only access token accepted")
+    parser.add_argument(
+        "--phone-number-id",
+        action="append",
+        default=None,
+        help="a phone number id it knows (repeatable; default: every id is one)",
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per answer")
     args = parser.parse_args(argv)
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     # Blocked before the server thread starts, so it inherits the mask and the signals
     # wait for sigwait() here instead of interrupting the event loop.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    graph = FakeGraph(args.host, args.port, args.token)
+    graph = FakeGraph(args.host, args.port, args.token, args.phone_number_id)
     graph.delay = args.delay
     with graph:
         print(f"listening on {graph.url}", flush=True)

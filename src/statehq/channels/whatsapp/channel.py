@@ -14,10 +14,14 @@ import json
 from collections.abc import Iterator, Mapping
 
 from ...config import WhatsAppSettings
+from ...redact import get_logger
 from ..base import Received, Refusal, Rejected
 from .delivery import WhatsAppDelivery
 from .graph import GraphSender
+from .graph_errors import THROTTLE
 from .webhook import SIGNATURE_HEADER, Batch, SignatureError, parse_webhook, verify_signature
+
+log = get_logger(__name__)
 
 
 class WhatsAppChannel:
@@ -61,7 +65,22 @@ class WhatsAppChannel:
             # redelivering it forever would help nobody. Recorded and acknowledged.
             unreadable = f"the body cannot be read: {type(exc).__name__}"
             batch = Batch(rejected=(Rejected("unreadable", unreadable),))
+        for number in batch.foreign_numbers:
+            self._warn_foreign(number)
         return Received((*batch.messages, *batch.statuses), batch.rejected, batch.skipped)
+
+    def _warn_foreign(self, number: str) -> None:
+        """Updates for another number: usually a WHATSAPP_PHONE_NUMBER_ID copied wrong."""
+        THROTTLE.warning(
+            log,
+            ("foreign number", number),
+            "WhatsApp webhook: updates for phone number id %s were acknowledged and ignored, "
+            "as WHATSAPP_PHONE_NUMBER_ID is %r. Fix: if statehq should answer that number, "
+            "set WHATSAPP_PHONE_NUMBER_ID to its id (WhatsApp > API Setup); if another "
+            "service answers it, this is expected",
+            number,
+            self.settings.phone_number_id,
+        )
 
     @contextlib.contextmanager
     def delivery(self) -> Iterator[WhatsAppDelivery]:

@@ -10,6 +10,7 @@ from ...store.inbox import Update
 from ..base import reply_entries
 from . import webhook as whatsapp
 from .graph import GraphSender, SendResult
+from .graph_errors import report_failure
 
 
 class WhatsAppDelivery:
@@ -29,10 +30,20 @@ class WhatsAppDelivery:
         return reply_entries(update, bodies)
 
     def deliver(self, body: dict[str, Any]) -> SendResult:
-        """Send one body: a read receipt or a message."""
+        """Send one body: a read receipt or a message.
+
+        A failure is logged as a warning saying what to fix (a bad token, a wrong phone
+        number id, ...), at most once per cause per minute (:mod:`.graph_errors`).
+        """
         if body.get("status") == "read":
-            return self.sender.mark_read(str(body["message_id"]))
-        return self.sender.send(body)
+            result = self.sender.mark_read(str(body["message_id"]))
+            what = "a read receipt"
+        else:
+            result = self.sender.send(body)
+            what = "a reply"
+        if not result.ok:
+            report_failure(result, self.sender.base_url, what)
+        return result
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -53,8 +53,10 @@ class SendResult:
 
     ``wamid`` is the message id Meta assigned (statuses in webhooks refer to it);
     ``status`` is the last HTTP status (None after a network error); ``code`` the Graph
-    ``error.code``; ``retryable`` says the last failure was of a kind worth retrying,
-    that is: the sender gave up after ``attempts`` tries rather than at the first answer.
+    ``error.code`` and ``subcode`` its ``error.error_subcode`` (100 with 33: no such phone
+    number id for this token); ``retryable`` says the last failure was of a kind worth
+    retrying, that is: the sender gave up after ``attempts`` tries rather than at the
+    first answer.
     """
 
     ok: bool
@@ -64,6 +66,7 @@ class SendResult:
     detail: str
     attempts: int
     retryable: bool
+    subcode: int | None = None
 
     @property
     def failure_label(self) -> str:
@@ -103,7 +106,8 @@ class GraphSender:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
         if backoff < 0 or max_backoff < 0:
             raise ValueError("backoff and max_backoff must not be negative")
-        self.url = f"{base_url.rstrip('/')}/{phone_number_id}/messages"
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/{phone_number_id}/messages"
         self._token = access_token
         self._headers = {
             "Authorization": f"Bearer {access_token}",
@@ -200,10 +204,10 @@ class GraphSender:
             return SendResult(True, _wamid(payload), status, None, "", 1, False)
         error = payload.get("error") if isinstance(payload, dict) else None
         error = error if isinstance(error, dict) else {}
-        code = error.get("code") if isinstance(error.get("code"), int) else None
+        code, subcode = error_code(error.get("code")), error_code(error.get("error_subcode"))
         retryable = status >= 500 or status == 429 or code in RETRYABLE_CODES
         detail = self._detail(error, response.reason_phrase or f"HTTP {status}")
-        return SendResult(False, None, status, code, detail, 1, retryable)
+        return SendResult(False, None, status, code, detail, 1, retryable, subcode)
 
     def _detail(self, error: dict[str, Any], fallback: str) -> str:
         """The error's message and details, short, and scrubbed of the token."""
@@ -213,6 +217,11 @@ class GraphSender:
         text = ": ".join(parts) or fallback
         text = str(text).replace(self._token, "<token>") if self._token else str(text)
         return text[:DETAIL_LIMIT]
+
+
+def error_code(value: Any) -> int | None:
+    """An error code or subcode as Meta sends it (an integer), or None for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _wamid(payload: Any) -> str | None:

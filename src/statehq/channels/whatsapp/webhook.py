@@ -74,13 +74,16 @@ class Batch:
     """Everything one webhook request carried that is ours to handle, and what was not.
 
     ``skipped``: updates that are not ours (another field or number), with the reason.
-    ``rejected``: updates that are ours but malformed.
+    ``rejected``: updates that are ours but malformed. ``foreign_numbers``: the phone
+    number ids (quoted and cut short, for a log line) of the updates skipped for being
+    another number's: a wrong ``WHATSAPP_PHONE_NUMBER_ID`` shows up here first.
     """
 
     messages: tuple[Update, ...] = ()
     statuses: tuple[Update, ...] = ()
     skipped: tuple[str, ...] = field(default=())
     rejected: tuple[Rejected, ...] = field(default=())
+    foreign_numbers: tuple[str, ...] = field(default=())
 
 
 class _Malformed(Exception):
@@ -112,6 +115,7 @@ def parse_webhook(payload: Any, phone_number_id: str | None) -> Batch:
             number = _dict(value.get("metadata")).get("phone_number_id")
             if phone_number_id is not None and number != phone_number_id:
                 batch.skipped.append(f"phone_number_id {_shown(number)} is not ours")
+                batch.foreign_numbers.append(_shown(number))
                 continue
             contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
             for raw in _list(value.get("messages")):
@@ -127,6 +131,7 @@ class _Collector:
         self.statuses: list[Update] = []
         self.skipped: list[str] = []
         self.rejected: list[Rejected] = []
+        self.foreign_numbers: list[str] = []
 
     def take(self, into: list[Any], parse: Callable[..., Any], raw: Any, *context: Any) -> None:
         """Parse one update into ``into``; whatever goes wrong rejects it alone."""
@@ -140,7 +145,11 @@ class _Collector:
 
     def done(self) -> Batch:
         return Batch(
-            tuple(self.messages), tuple(self.statuses), tuple(self.skipped), tuple(self.rejected)
+            tuple(self.messages),
+            tuple(self.statuses),
+            tuple(self.skipped),
+            tuple(self.rejected),
+            tuple(self.foreign_numbers),
         )
 
 

@@ -1,0 +1,140 @@
+"""Finding a member's session from what an operator types.
+
+    locate(manager, "whatsapp:263771234567")   a channel identity
+    locate(manager, "member:m-7") / "m-7"      a member id
+    locate(manager, "263771234567")            a bare phone: tried on every channel
+    locate(manager, "+263 77 123 4567")        the same, as people write numbers
+    locate(manager, "@tendai_moyo")            a handle, where the bot can resolve it
+
+A bare word is tried as a member id and as an identifier on every registered channel
+type; the one that has a session (or a binding) wins. When several do, the operator
+is asked to choose - statehq never guesses which member to repair.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidInput, NoLiveSession, StateError
+from ..store import SessionStatus
+from .channel_ids import CHANNEL_TYPES, MEMBER_PREFIX, member_key, session_key_for
+
+if TYPE_CHECKING:
+    from .manager import StateManager
+
+HandleResolver = Callable[[str], "str | None"]
+"""A bot's way from a handle (without ``@``) to a member id, or None when unknown."""
+
+_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+
+
+class AmbiguousMember(StateError):
+    """A bare id names sessions on more than one channel; the operator must choose."""
+
+    def __init__(self, asked: str, candidates: list[str]) -> None:
+        self.asked = asked
+        self.candidates = candidates
+        super().__init__(
+            f"{asked!r} names {len(candidates)} sessions: {', '.join(candidates)}; "
+            f"give one of them in full"
+        )
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a member's conversation lives, and how it was found."""
+
+    asked: str
+    key: str
+    """The session key the conversation lives under now (a binding followed)."""
+    named: str
+    """The key the operator's words named, before following a binding."""
+    via: str
+    """How it was found, in words: ``channel identity``, ``phone on whatsapp``, ..."""
+
+
+def locate(
+    manager: StateManager,
+    asked: str,
+    *,
+    handles: HandleResolver | None = None,
+    starting: bool = False,
+) -> Located:
+    """The session ``asked`` names; :class:`NoLiveSession` when it names none.
+
+    ``starting``: the caller may start a session (an update), so a bare word that names
+    none is taken as a member id, as ``member:<word>`` would be.
+
+    Raises :class:`InvalidInput` for words that cannot be an id, and
+    :class:`AmbiguousMember` when a bare id has sessions on several channels.
+    """
+    text = asked.strip()
+    if not text:
+        raise InvalidInput("give a member id, a channel identity, a phone number or a @handle")
+    if text.startswith("@"):
+        return _by_handle(manager, asked, text[1:], handles)
+    kind, sep, rest = text.partition(":")
+    if sep and (kind == MEMBER_PREFIX or kind in CHANNEL_TYPES) and rest:
+        return _found(
+            manager,
+            asked,
+            session_key_for(text),
+            "member id" if kind == MEMBER_PREFIX else "channel identity",
+        )
+    if sep:
+        known = ", ".join(sorted(CHANNEL_TYPES))
+        raise InvalidInput(
+            f"{kind!r} is not a channel type (registered: {known}) nor {MEMBER_PREFIX!r}"
+        )
+    return _bare(manager, asked, _as_phone(text), starting)
+
+
+def _as_phone(text: str) -> str:
+    """``+263 77-123 4567`` -> ``263771234567``; other words unchanged."""
+    digits = _PHONE_PUNCTUATION.sub("", text).removeprefix("+")
+    return digits if digits.isdigit() and digits.isascii() else text
+
+
+def _bare(manager: StateManager, asked: str, word: str, starting: bool) -> Located:
+    candidates = [(member_key(word), "member id")]
+    candidates += [(f"{kind}:{word}", f"phone on {kind}") for kind in sorted(CHANNEL_TYPES)]
+    found = [(key, via) for key, via in candidates if _exists(manager, key)]
+    if not found and starting:
+        return _found(manager, asked, member_key(word), "member id (new)")
+    if not found:
+        tried = ", ".join(key for key, _ in candidates)
+        raise NoLiveSession(asked, "none", f"; tried {tried}")
+    if len(found) > 1:
+        raise AmbiguousMember(asked, [key for key, _ in found])
+    key, via = found[0]
+    return _found(manager, asked, key, via)
+
+
+def _exists(manager: StateManager, key: str) -> bool:
+    try:
+        if manager.store.route(key) is not None:
+            return True
+        return manager.store.status(key) is not SessionStatus.NONE
+    except InvalidInput:  # not a valid key on this channel: it names nothing there
+        return False
+
+
+def _by_handle(
+    manager: StateManager, asked: str, handle: str, handles: HandleResolver | None
+) -> Located:
+    if handles is None:
+        raise InvalidInput(
+            f"{asked}: this bot cannot resolve handles (it has no member_for_handle); "
+            f"give a member id, a channel identity or a phone number"
+        )
+    member = handles(handle)
+    if member is None:
+        raise NoLiveSession(asked, "none", "; the bot knows no member with that handle")
+    return _found(manager, asked, member_key(member), f"handle @{handle}")
+
+
+def _found(manager: StateManager, asked: str, named: str, via: str) -> Located:
+    return Located(asked=asked, key=manager.session_key(named), named=named, via=via)
