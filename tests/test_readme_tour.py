@@ -15,6 +15,7 @@ from tests.tour import Tour, blocks, matches
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 TOUR = README.split("## A 5-minute tour", 1)[1].split("\n## ", 1)[0]
+OPERATING = README.split("## Operating statehq", 1)[1].split("\n## ", 1)[0]
 
 
 def test_the_tour_has_its_transcripts() -> None:
@@ -47,7 +48,7 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     tour = Tour(tmp_path / ".statehq", ROOT)
     assert tour.command([".venv/bin/statehq", "ledger", "seed"])[-1].startswith("demo members")
     try:
-        for block in blocks(TOUR):
+        for block in blocks(TOUR) + blocks(OPERATING):
             for expected, actual in tour.play(block):
                 shown = "\n".join(actual)
                 assert matches(expected, actual), f"{block.command}\n--- printed:\n{shown}"

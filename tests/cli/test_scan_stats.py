@@ -77,7 +77,7 @@ def test_scan_pages_through_every_session_exactly_once_with_json(
     assert len(found) == len(set(found)) == SESSIONS
     assert set(found) == set(members)
     first = page["sessions"][0]
-    assert set(first) == {"key", "stage", "flow", "step", "version", "ttl"}
+    assert set(first) == {"key", "stage", "flow", "step", "version", "ttl", "handle"}
     assert (first["stage"], first["flow"], first["version"]) == ("AUTH", None, 1)
 
 
@@ -251,3 +251,17 @@ def test_the_progress_line_shows_only_on_a_terminal_after_a_while() -> None:
 def test_time_left_reads_like_a_person_writes_it() -> None:
     shown = [time_left(t) for t in (None, 0.4, 42, 247, 11_100, 183_600)]
     assert shown == ["no expiry", "0s", "42s", "4m07s", "3h05m", "2d03h"]
+
+
+def test_scan_by_handle_finds_the_current_accounts_session(cli: Cli, store: StateStore) -> None:
+    account = {"id": "a1", "handle": "chipo", "name": "Chipo", "type": "PERSONAL"}
+    store.update("member:c1", {"stage": "MENU", "current_account": account})
+    store.update("member:c2", {"stage": "MENU"})
+    found = cli.json("scan", "--handle", "@chipo")
+    assert [(s["key"], s["handle"]) for s in found["sessions"]] == [("member:c1", "chipo")]
+    shown = cli("state", "show", "@chipo", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["key"] == "member:c1"
+    bad = cli("scan", "--handle", "@")
+    assert bad.returncode == 2
+    assert "a handle is @ and a name" in bad.stderr

@@ -63,8 +63,6 @@ def test_handles_go_through_the_bots_resolver(manager: StateManager) -> None:
     assert locate(manager, "@tendai", handles=known.get).key == "member:m9"
     with pytest.raises(NoLiveSession, match="no member with that handle"):
         locate(manager, "@nobody", handles=known.get)
-    with pytest.raises(InvalidInput, match="cannot resolve handles"):
-        locate(manager, "@tendai")
     with pytest.raises(InvalidInput, match="not a channel type"):
         locate(manager, "fax:123")
 
@@ -96,3 +94,20 @@ def test_changes_name_every_leaf_added_removed_or_changed() -> None:
     assert secret.as_dict()["after"] != "a.b.c"  # redacted
     assert changes(after, after) == []
     assert [c.kind for c in changes({"a": 1}, {"a": True})] == ["changed"]  # 1 == True
+
+
+def test_without_a_resolver_a_handle_is_found_in_the_sessions(manager: StateManager) -> None:
+    account = {"id": "a1", "handle": "tendai_moyo", "name": "Tendai", "type": "PERSONAL"}
+    manager.store.update("member:m7", {"stage": "MENU", "current_account": account})
+    for n in range(30):  # others, so the scan pages through the store
+        manager.store.update(f"member:x{n}", {"stage": "MENU"})
+    found = locate(manager, "@tendai_moyo")
+    assert (found.key, found.via) == ("member:m7", "handle @tendai_moyo (current account)")
+    with pytest.raises(NoLiveSession, match="no live session's current account"):
+        locate(manager, "@nobody")
+    twin = {**account, "id": "a2"}
+    manager.store.update("member:m8", {"stage": "MENU", "current_account": twin})
+    with pytest.raises(AmbiguousMember, match="member:m7, member:m8"):
+        locate(manager, "@tendai_moyo")
+    with pytest.raises(InvalidInput, match="a handle follows the @"):
+        locate(manager, "@")

@@ -159,6 +159,14 @@ def test_tokens_live_only_in_jwt_token(validator: StateValidator) -> None:
     assert paths(validator.violations(as_key)) == {"profile (a key)"}
 
 
+def test_a_sender_id_shaped_like_a_token_still_has_a_session(validator: StateValidator) -> None:
+    # Found by the webhook fuzz: a sender "QWAVibBVLeyJsz.iqUYUnsA-E." was buried as a
+    # dead letter because its identity was taken for a leaked token.
+    sender = {"type": "whatsapp", "identifier": "QWAVibBVLeyJsz.iqUYUnsA-E."}
+    assert validator.violations(with_(channel=sender)) == []
+    assert validator.violations(with_(member_id="eyJsz.iqU.x", channel=None)) == []
+
+
 def test_every_violation_is_listed_with_its_path(validator: StateValidator) -> None:
     bad = with_(authenticated="no", stage="NOWHERE", extra=1, channel={"type": "fax"})
     with pytest.raises(StateValidationError) as caught:

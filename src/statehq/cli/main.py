@@ -1,22 +1,20 @@
-"""``statehq``: operate the store from a terminal.
+"""``statehq``: serve the bot, chat with it, and operate its state from a terminal.
 
-    statehq state show|history|update|rollback|recover|reset MEMBER ...
-    statehq audit MEMBER [--since ID|TIME] [--limit N]     statehq audit --tail
-    statehq identity unbind CHANNEL --reason TEXT
-    statehq dead list|show|replay|drop [ID]    updates workers set aside after failing
-    statehq serve          the service: WhatsApp webhook, inbox workers, /healthz, /metrics
-    statehq chat --as PHONE   chat with the bot (numbered options; scriptable on stdin)
-    statehq ledger seed|serve the reference bot's ledger (a command its module adds)
-    statehq shell          an interactive prompt for the same state commands
-    statehq health         check the store: connection, scripts, lease, state round trip
-    statehq bench          run the benchmarks and write docs/benchmarks/
+The grammar lives here; each group of commands in its own module:
 
-MEMBER is a channel identity (``whatsapp:263771234567``), ``member:<id>`` or a bare
-member id. Writes go through the state manager: validated, versioned and audited
-(reason ``cli``). Tokens are redacted from everything printed.
+    state show|history|diff|update|rollback|recover|reset, audit   :mod:`.state`
+    scan, stats                                                      :mod:`.survey`
+    backup, restore                                                  :mod:`.backup`
+    migrate                                                          :mod:`.migrate`
+    doctor                                                           :mod:`.doctor`
+    dead list|show|replay|drop                                       :mod:`.dead`
+    serve                                                            :mod:`.serve`
+    chat                                                             :mod:`.chat`
+    shell                                                            :mod:`.shell`
+    health, bench, identity unbind                                   here
 
-Exit status: 0 on success, 1 when statehq refused or failed (the message says why),
-2 for a malformed command line.
+The shared contract (``--json``, exit codes 0/1/2, options before or after the command)
+is in :mod:`.common`; which store a command opens, in :mod:`.where`.
 """
 
 from __future__ import annotations
@@ -49,9 +47,10 @@ DESCRIPTION = (
     "audit members' state from a terminal."
 )
 EPILOG = (
-    "MEMBER is a channel identity (whatsapp:263771234567), member:<id> or a bare member "
-    "id. Exit status: 0 on success, 1 when statehq refused or failed, 2 for a malformed "
-    "command line. Example: statehq state show whatsapp:263771234567"
+    "ID is a channel identity (whatsapp:263771234567), a member id (member:m-7), a bare "
+    "phone number or a @handle. Exit status: 0 on success, 1 when what was asked for does "
+    "not exist or statehq refused, 2 for a malformed command line. Example: statehq state "
+    "show 263771234567"
 )
 
 

@@ -222,6 +222,9 @@ def _print_report(report: SessionReport) -> None:
         print(f"  version {report.version}, {ttl}")
         where = " / ".join(part for part in (report.flow, report.step) if part)
         print(f"  stage {report.stage or '-'}" + (f", flow {where}" if where else ", no flow"))
+        if report.refused_input:
+            error, attempts = report.refused_input
+            print(f"  last answer refused ({attempts} attempts in this step): {redact_text(error)}")
     if report.bound_channels:
         print(f"  bound channels: {', '.join(report.bound_channels)}")
     for waiting in report.waiting:

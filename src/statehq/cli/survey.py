@@ -75,6 +75,9 @@ def add_commands(commands: SubParsers, common: argparse.ArgumentParser) -> None:
     scan.add_argument("--stage", type=_name, help=f"only sessions in this stage (or {UNREADABLE})")
     scan.add_argument("--flow", type=_name, help="only sessions inside this flow (its id)")
     scan.add_argument(
+        "--handle", type=_handle, help="only sessions whose current account has this @handle"
+    )
+    scan.add_argument(
         "--expiring-within",
         type=_duration,
         metavar="TIME",
@@ -166,6 +169,7 @@ def _scan(context: Context, args: argparse.Namespace) -> int:
         stage=args.stage,
         flow=args.flow,
         expiring_within=args.expiring_within,
+        handle=args.handle,
         limit=args.limit,
         cursor=args.cursor,
     )
@@ -222,11 +226,19 @@ def time_left(ttl: float | None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
+def _handle(text: str) -> str:
+    handle = text.removeprefix("@")
+    if not handle or any(c.isspace() for c in handle):
+        raise argparse.ArgumentTypeError(f"a handle is @ and a name without spaces, got {text!r}")
+    return handle
+
+
 def _filters(args: argparse.Namespace, *, with_limit: bool = True) -> str:
     """The filters given, as command-line options (for messages and the next command)."""
     given = [
         f"--stage {shlex.quote(args.stage)}" if args.stage is not None else "",
         f"--flow {shlex.quote(args.flow)}" if args.flow is not None else "",
+        f"--handle @{shlex.quote(args.handle)}" if args.handle is not None else "",
         f"--expiring-within {_seconds(args.expiring_within)}"
         if args.expiring_within is not None
         else "",

@@ -64,6 +64,18 @@ class SessionReport:
         stage = (self.document or {}).get("stage")
         return stage if isinstance(stage, str) else None
 
+    @property
+    def refused_input(self) -> tuple[str, int] | None:
+        """The error of the member's last refused answer in this step, and how many
+        attempts were made: the usual reason a member "is stuck"."""
+        flow = (self.document or {}).get("flow_data")
+        checks = flow.get("_validation") if isinstance(flow, dict) else None
+        last = checks.get("last_attempt") if isinstance(checks, dict) else None
+        if not isinstance(last, dict) or last.get("ok") is not False:
+            return None
+        attempts = checks.get("attempts") if isinstance(checks, dict) else 0
+        return str(last.get("error") or ""), attempts if isinstance(attempts, int) else 0
+
     def _flow_field(self, name: str) -> str | None:
         flow = (self.document or {}).get("flow_data")
         value = flow.get(name) if isinstance(flow, dict) else None
@@ -81,6 +93,11 @@ class SessionReport:
             "stage": self.stage,
             "flow": self.flow,
             "step": self.step,
+            "refused_input": (
+                {"error": self.refused_input[0], "attempts": self.refused_input[1]}
+                if self.refused_input
+                else None
+            ),
             "bound_channels": self.bound_channels,
             "channels": [vars(w) for w in self.waiting],
             "document": self.document,

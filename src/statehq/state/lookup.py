@@ -125,15 +125,33 @@ def _exists(manager: StateManager, key: str) -> bool:
 def _by_handle(
     manager: StateManager, asked: str, handle: str, handles: HandleResolver | None
 ) -> Located:
-    if handles is None:
-        raise InvalidInput(
-            f"{asked}: this bot cannot resolve handles (it has no member_for_handle); "
-            f"give a member id, a channel identity or a phone number"
-        )
-    member = handles(handle)
-    if member is None:
-        raise NoLiveSession(asked, "none", "; the bot knows no member with that handle")
-    return _found(manager, asked, member_key(member), f"handle @{handle}")
+    """The bot's ``member_for_handle`` when it has one; else the live sessions whose
+    current account has the handle (a SCAN of the store: fine for an operator, not for
+    a hot path)."""
+    if not handle:
+        raise InvalidInput("a handle follows the @, e.g. @tendai_moyo")
+    if handles is not None:
+        member = handles(handle)
+        if member is None:
+            raise NoLiveSession(asked, "none", "; the bot knows no member with that handle")
+        return _found(manager, asked, member_key(member), f"handle @{handle}")
+    sessions = _sessions_with_handle(manager, handle)
+    if not sessions:
+        raise NoLiveSession(asked, "none", "; no live session's current account has that handle")
+    if len(sessions) > 1:
+        raise AmbiguousMember(asked, sessions)
+    return _found(manager, asked, sessions[0], f"handle @{handle} (current account)")
+
+
+def _sessions_with_handle(manager: StateManager, handle: str) -> list[str]:
+    found: list[str] = []
+    cursor = "0"
+    while True:
+        page = manager.store.scan_sessions(handle=handle, limit=10, cursor=cursor)
+        found += [session.key for session in page.sessions]
+        if page.cursor == "0" or len(found) > 10:
+            return sorted(found)
+        cursor = page.cursor
 
 
 def _found(manager: StateManager, asked: str, named: str, via: str) -> Located:

@@ -5,7 +5,7 @@
     if session.expired: ...            # tell the member their session expired
     session.start_flow("offer")        # validated, versioned, audited
 
-Nothing above this layer touches the store directly (DESIGN.md §1).
+Nothing above this layer touches the store directly (README: Architecture).
 """
 
 from __future__ import annotations

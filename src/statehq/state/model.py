@@ -1,4 +1,4 @@
-"""The state document of DESIGN.md §2 as a typed model.
+"""The state document (README: The state model) as a typed model.
 
 pydantic v2 in strict mode: no coercion (``"1"`` is not an int, ``1`` is not a bool),
 unknown fields refused, and every problem in a document reported at once with its

@@ -2,7 +2,7 @@
 
 Document rules (any document, including one read back from the store):
 
-- structure and types of DESIGN.md §2 (see :mod:`.model`); unknown fields are refused
+- structure and types of the state model (README; see :mod:`.model`); unknown fields are refused
 - ``channel`` is ``{type, identifier}`` with a registered type and a non-empty identifier;
   it may be null only in a member's session (``member_id`` set)
 - ``member_id`` lives at the top level only: never as a key anywhere inside ``flow_data``
@@ -189,13 +189,22 @@ def _keys_named(value: Any, name: str, path: str) -> list[str]:
     return []
 
 
+IDENTITY_FIELDS = frozenset({"channel", "member_id"})
+"""Top-level fields that name who the member is, as the channel or the backend gave it.
+
+They are not searched for tokens: a sender id is whatever the channel says it is, and one
+that happens to look like a JWT (``eyJsz.iqU.``) must still have a conversation (a
+refused write would bury every message from it as a dead letter).
+"""
+
+
 def _token_strings(value: Any, path: str = "") -> list[str]:
     if isinstance(value, str):
         return [path or "(document)"] if _holds_secret(value) else []
     if isinstance(value, Mapping):
         found = []
         for key, item in value.items():
-            if not path and key in SECRET_FIELDS:
+            if not path and (key in SECRET_FIELDS or key in IDENTITY_FIELDS):
                 continue
             where = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and _holds_secret(key):

@@ -383,17 +383,20 @@ class AsyncStateStore:
         stage: str | None = None,
         flow: str | None = None,
         expiring_within: float | None = None,
+        handle: str | None = None,
         limit: int = 100,
         cursor: str = "0",
     ) -> ScanPage:
         """Up to ``limit`` live sessions matching every filter given, from ``cursor`` on.
 
-        ``stage`` and ``flow`` (a flow id) match exactly; ``expiring_within`` keeps the
-        sessions with at most that many seconds to live. Pass the returned page's
+        ``stage``, ``flow`` (a flow id) and ``handle`` match exactly; ``expiring_within``
+        keeps the sessions with at most that many seconds to live. Pass the returned page's
         ``cursor`` back to continue; it is ``"0"`` once the whole store was scanned.
         SCAN, never KEYS (every master of a Cluster), one pipelined read per page.
         """
-        where = SessionFilter(stage=stage, flow=flow, expiring_within=expiring_within)
+        where = SessionFilter(
+            stage=stage, flow=flow, expiring_within=expiring_within, handle=handle
+        )
         operation = store_survey.scan_sessions(self._ops.keys, where, limit=limit, cursor=cursor)
         result: ScanPage = await self._run(operation)
         return result

@@ -15,7 +15,7 @@ DEFAULT_PRESERVE: tuple[str, ...] = (
     "profile",
     "current_account",
 )
-"""Top-level fields :meth:`StateStore.cleanup` keeps by default (DESIGN.md §2)."""
+"""Top-level fields :meth:`StateStore.cleanup` keeps by default (README: The state model)."""
 
 
 class Snapshot:

@@ -58,7 +58,13 @@ NO_EXPIRY = "none"
 
 _SUMMARY_PATHS = tuple(
     ".".join(encode_key(part) for part in path)
-    for path in (("stage",), ("flow_data", "id"), ("flow_data", "step"), ("_version",))
+    for path in (
+        ("stage",),
+        ("flow_data", "id"),
+        ("flow_data", "step"),
+        ("_version",),
+        ("current_account", "handle"),
+    )
 )
 _CURSOR = re.compile(r"^([0-9]+(?::[0-9]+)?)(?:~([A-Za-z0-9_-]+))?$")
 
@@ -82,6 +88,8 @@ class SessionSummary:
     step: str | None
     version: int | None
     ttl: float | None
+    handle: str | None = None
+    """The handle of the member's current account, when the document has one."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for ``--json``)."""
@@ -96,6 +104,8 @@ class SessionFilter:
     flow: str | None = None
     expiring_within: float | None = None
     """Only sessions whose TTL is at most this many seconds (never one without expiry)."""
+    handle: str | None = None
+    """Only sessions whose current account has this handle (without ``@``)."""
 
     def __post_init__(self) -> None:
         within = self.expiring_within
@@ -109,6 +119,8 @@ class SessionFilter:
         if self.stage is not None and session.stage != self.stage:
             return False
         if self.flow is not None and session.flow != self.flow:
+            return False
+        if self.handle is not None and session.handle != self.handle:
             return False
         if self.expiring_within is None:
             return True
@@ -389,7 +401,7 @@ def _summary(member: str, fields: Any, pttl: Any) -> SessionSummary | None:
         return SessionSummary(member, UNREADABLE, None, None, None, _ttl(pttl))
     if pttl == -2 or all(value is None for value in fields):
         return None  # expired (or deleted) since the SCAN listed it
-    stage, flow, step, version = (_leaf(value) for value in fields)
+    stage, flow, step, version, handle = (_leaf(value) for value in fields)
     return SessionSummary(
         key=member,
         stage=DEFAULT_STAGE if fields[0] is None else _name(stage),
@@ -397,6 +409,7 @@ def _summary(member: str, fields: Any, pttl: Any) -> SessionSummary | None:
         step=step if isinstance(step, str) else None,
         version=version if type(version) is int else None,
         ttl=_ttl(pttl),
+        handle=handle if isinstance(handle, str) else None,
     )
 
 
