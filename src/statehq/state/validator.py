@@ -189,16 +189,11 @@ def _keys_named(value: Any, name: str, path: str) -> list[str]:
     return []
 
 
-IDENTITY_FIELDS = frozenset({"channel", "member_id"})
-"""Top-level fields that name who the member is, as the channel or the backend gave it.
-
-They are not searched for tokens: a sender id is whatever the channel says it is, and one
-that happens to look like a JWT (``eyJsz.iqU.``) must still have a conversation (a
-refused write would bury every message from it as a dead letter).
-"""
-
-
 def _token_strings(value: Any, path: str = "") -> list[str]:
+    # The identity fields (who the member is, as the channel or the backend gave it) are
+    # not searched: a sender id is whatever the channel says, and one that happens to look
+    # like a JWT ("eyJsz.iqU.") must still have a conversation (a refused write would
+    # bury every message from it as a dead letter).
     if isinstance(value, str):
         return [path or "(document)"] if _holds_secret(value) else []
     if isinstance(value, Mapping):
