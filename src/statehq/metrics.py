@@ -1,11 +1,17 @@
 """Prometheus metrics statehq records (exported by the service at ``/metrics``).
 
-Labels never carry member ids, tokens or message text: only kinds and outcomes.
+Labels never carry member ids, tokens or message text: only kinds and outcomes. In a
+worker process (multiprocess mode) changes are written to the metrics files in batches
+(:mod:`statehq.metrics_buffer`), so ``/metrics`` may lag a worker by half a second.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from .metrics_buffer import buffer_multiprocess_values
+
+buffer_multiprocess_values()  # before the first metric below is made
 
 RECOVERIES = Counter(
     "statehq_recoveries_total",

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from statehq.channels.http11 import HttpClient
 from statehq.channels.whatsapp import DEFAULT_GRAPH_URL, GraphSender, SendResult, render
 from statehq.flows import Buttons, Option, OptionList, Text
 from statehq.testing import FakeGraph
+from statehq.testing.topologies.tls import make_certificates
+from tests.channels.raw_server import RawServer, Reply, in_turn
 
 TOKEN = "EAAG-test-token-never-shown"
 PHONE = "1122334455667"
@@ -34,6 +40,7 @@ def server() -> Iterator[FakeGraph]:
 def graph(server: FakeGraph) -> FakeGraph:
     server.reset()
     server.delay = 0.0
+    server.chunked = server.close_connections = False
     return server
 
 
@@ -263,13 +270,101 @@ def test_attempts_must_be_at_least_one() -> None:
         GraphSender("http://127.0.0.1:1", PHONE, TOKEN, attempts=0)
 
 
-def test_a_transport_passed_in_is_used_and_left_open(graph: FakeGraph) -> None:
-    with httpx.HTTPTransport() as transport:
-        with GraphSender(graph.url, PHONE, TOKEN, transport=transport) as sender:
+def test_a_client_passed_in_is_used_and_left_open(graph: FakeGraph) -> None:
+    with HttpClient() as client:
+        with GraphSender(graph.url, PHONE, TOKEN, client=client) as sender:
             assert sender.send(text()).ok
-        with GraphSender(graph.url, PHONE, TOKEN, transport=transport) as again:
+        with GraphSender(graph.url, PHONE, TOKEN, client=client) as again:
             assert again.send(text()).ok  # still open: the first sender did not close it
     assert len(graph.received()) == 2
+
+
+# -- the connection -----------------------------------------------------------------------
+
+
+def test_replies_ride_one_kept_alive_connection(graph: FakeGraph, sender: GraphSender) -> None:
+    for n in range(10):
+        assert sender.send(text(f"reply {n}")).ok
+    assert sender.mark_read("wamid.X").ok
+    assert len(graph.received()) == 11
+    assert len({r.peer for r in graph.received()}) == 1
+
+
+def test_chunked_answers_are_read_for_successes_and_failures(
+    graph: FakeGraph, sender: GraphSender
+) -> None:
+    graph.chunked = True
+    graph.fail_next(1, code=131047)
+    failed, sent = sender.send(text()), sender.send(text())
+    assert (failed.code, failed.retryable) == (131047, False)
+    assert "Re-engagement" in failed.detail
+    assert sent.ok
+    assert sent.wamid == graph.received()[-1].answer["messages"][0]["id"]
+    assert len({r.peer for r in graph.received()}) == 1  # chunked bodies end; the link stays
+
+
+def test_a_server_closing_each_connection_gets_each_reply_once(
+    graph: FakeGraph, sender: GraphSender
+) -> None:
+    graph.close_connections = True
+    assert all(sender.send(text(f"reply {n}")).ok for n in range(5))
+    bodies = [b["text"]["body"] for b in graph.messages_to(MEMBER)]
+    assert bodies == [f"reply {n}" for n in range(5)]
+    assert len({r.peer for r in graph.received()}) == 5
+
+
+def test_threads_share_a_sender(graph: FakeGraph, sender: GraphSender) -> None:
+    results: list[SendResult] = []
+
+    def sends(n: int) -> None:
+        results.extend(sender.send(text(f"{n}.{m}")) for m in range(20))
+
+    threads = [threading.Thread(target=sends, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 80
+    assert all(r.ok for r in results)
+    assert len({r.wamid for r in results}) == 80
+    assert len({r.peer for r in graph.received()}) <= 4
+
+
+def test_a_post_whose_connection_drops_before_the_answer_is_not_sent_again() -> None:
+    # Meta read the request, then the connection broke: it may have delivered it.
+    with (
+        RawServer(in_turn(Reply(after="close"))) as server,
+        GraphSender(server.url, PHONE, TOKEN, attempts=3, sleep=lambda _: None) as sender,
+    ):
+        result = sender.send(text())
+    assert (result.ok, result.retryable, result.attempts) == (False, False, 1)
+    assert result.detail == "RemoteProtocolError: sent without an answer; not resent"
+    assert len(server.requests) == 1
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificates")
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+def test_https_to_a_graph_api_signed_by_a_trusted_ca(
+    certificates: tuple[Path, Path, Path], sleeps: list[float]
+) -> None:
+    ca, cert, key = certificates
+    with FakeGraph(access_token=TOKEN, ssl_certfile=str(cert), ssl_keyfile=str(key)) as fake:
+        assert fake.url.startswith("https://127.0.0.1:")
+        with (
+            HttpClient(ca_file=str(ca)) as client,
+            GraphSender(fake.url, PHONE, TOKEN, client=client) as sender,
+        ):
+            assert all(sender.send(text()).ok for _ in range(3))
+        with GraphSender(fake.url, PHONE, TOKEN, attempts=2, sleep=sleeps.append) as untrusting:
+            refused = untrusting.send(text())
+        assert len({r.peer for r in fake.received()}) == 1
+        assert len(fake.received()) == 3
+    assert (refused.ok, refused.detail, refused.attempts) == (False, "ConnectError", 2)
 
 
 # -- the fake itself ----------------------------------------------------------------------

@@ -138,7 +138,7 @@ def test_restore_over_newer_state_refuses_unless_forced(
     assert forced.returncode == 0, forced.stderr
     snap = held.get("member:2")
     assert snap is not None
-    assert (snap.version, snap.doc["profile"]["step"]) == (3, 2)
+    assert (snap.version, snap.doc["profile"]["step"]) == (5, 2)  # the backup's, as v4 + 1
 
 
 def test_stdout_and_stdin_carry_the_backup(held: StateStore, data_dir: Path) -> None:
@@ -147,7 +147,8 @@ def test_stdout_and_stdin_carry_the_backup(held: StateStore, data_dir: Path) -> 
     assert backup.returncode == 0
     lines = backup.stdout.splitlines()
     assert json.loads(lines[0])["statehq_backup"] == 1
-    assert len(lines) == 4
+    assert len(lines) == 5  # the header, 3 sessions, the end line
+    assert json.loads(lines[-1]) == {"statehq_backup_end": {"sessions": 3}}
     assert b"backed up 3 sessions" in backup.stderr  # the summary stays out of the data
     flushall(held)
     restore = statehq(data_dir, "restore", "-", stdin=backup.stdout)

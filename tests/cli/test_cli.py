@@ -138,10 +138,18 @@ def test_shell_reads_commands_from_stdin(data_dir: Path) -> None:
     assert "run `statehq serve` from the command line" in result.stdout
 
 
-@pytest.mark.parametrize("url", ["http://nope", "unix:///nonexistent/x.sock"])
-def test_bad_url_is_a_clear_error(data_dir: Path, url: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("http://nope", 2),  # not a Redis URL: a malformed command line
+        ("redis://127.0.0.1:99999/0", 2),
+        ("redis://127.0.0.1:6379/abc", 2),
+        ("unix:///nonexistent/x.sock", 1),  # a URL, but nothing answers there
+    ],
+)
+def test_bad_url_is_a_clear_error(data_dir: Path, url: str, status: int) -> None:
     result = statehq(data_dir, "--url", url, "state", "show", "m")
-    assert result.returncode == 1
+    assert result.returncode == status
     assert "statehq:" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -152,7 +160,9 @@ def test_a_refused_update_on_an_unknown_member_writes_nothing(data_dir: Path) ->
     assert refused.returncode == 1
     assert "nothing was written" in refused.stderr
     assert statehq(data_dir, "state", "show", member).returncode == 1  # no session left
-    assert "no audit entries" in statehq(data_dir, "audit", member).stdout
+    trail = statehq(data_dir, "audit", member)
+    assert trail.returncode == 1
+    assert "no audit entries" in trail.stderr
     accepted = statehq(data_dir, "state", "update", member, '{"profile": {"name": "Ann"}}')
     assert accepted.returncode == 0, accepted.stderr
     assert f"{member} is now at version 2" in accepted.stdout  # started, then patched

@@ -76,6 +76,7 @@ class Legacy:
 
 
 ACCOUNT = {"accountID": "acc-1", "accountHandle": "ann", "accountName": "Ann"}
+STATEHQ_ACCOUNT = {"id": "acc-1", "handle": "ann", "name": "Ann"}
 
 
 def write_legacy(client: Any, legacy: Legacy) -> dict[str, int]:
@@ -212,8 +213,9 @@ def check_documents(store: StateStore, legacy: Legacy) -> None:
     assert member_a is not None
     assert member_a.doc["authenticated"] is True
     assert member_a.doc["channel"] == {"type": "whatsapp", "identifier": legacy.number(1)}
-    assert member_a.doc["profile"]["accounts"] == [ACCOUNT]
-    assert member_a.doc["current_account"] == ACCOUNT
+    # credex-core's names become the ones statehq's bots read (account["id"])
+    assert member_a.doc["profile"]["accounts"] == [STATEHQ_ACCOUNT]
+    assert member_a.doc["current_account"] == STATEHQ_ACCOUNT
     assert (member_a.doc["stage"], member_a.doc["flow_data"]["step"]) == ("offer", "amount")
     assert member_a.ttl is not None
     assert 200 < member_a.ttl <= 250

@@ -138,8 +138,8 @@ def test_repairs_ask_on_a_terminal_and_are_audited_with_the_operator(data_dir: P
     status, said = _on_a_terminal(data_dir, "", "state", "reset", PHONE, "--yes")
     assert status == 0, said
     assert "Go ahead?" not in said  # --yes does not ask
-    trail = statehq(data_dir, "audit", PHONE, "--json").stdout.splitlines()
-    reasons = [json.loads(line)["reason"] for line in trail]
+    trail = json.loads(statehq(data_dir, "audit", PHONE, "--json").stdout)
+    reasons = [entry["reason"] for entry in trail]
     assert reasons[-2:] == ["x (operator tester)", "cli (operator tester)"]
 
 

@@ -34,9 +34,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
+import redis.client
 from redis.exceptions import ConnectionError as RedisConnectionError
 from service_kit import (
     APP_SECRET,
@@ -365,7 +367,8 @@ def test_a_reply_delivered_as_the_store_dies_is_not_sent_again_by_another_worker
         assert delivered, "the reply went out before the store failed"
         first._finish_interrupted()  # the first worker's next step: the sender is let go
         wait_until(second.step, 10, "the second worker claimed the sender")
-        wait_until(lambda: drained(store), 10, "the inbox drained")
+        # A worker lets a drained sender go with its next claim: step until none is left.
+        wait_until(lambda: not second.step() and drained(store), 10, "the inbox drained")
 
     sent = replies(fresh_graph)
     assert {m for m, _ in sent} == {message["id"]}
@@ -404,7 +407,21 @@ def test_a_lease_whose_reply_was_lost_does_not_stall_its_member(
                 raise RedisConnectionError("Connection closed by server.")  # ...no reply
             return result
 
+        # The worker sends lease_acquire in a pipeline with the reads that follow it: the
+        # same loss there is a pipeline whose replies never came (redis-py resends it).
+        real_pipeline = redis.client.Pipeline._execute_pipeline
+
+        def pipeline_reply_lost_once(pipe: Any, conn: Any, commands: Any, *rest: Any) -> Any:
+            result = real_pipeline(pipe, conn, commands, *rest)
+            if any(args[:2] == ("EVALSHA", acquire) for args, _ in commands) and not lost:
+                lost.append(result)
+                raise RedisConnectionError("Connection closed by server.")
+            return result
+
         client._send_command_parse_response = reply_lost_once
+        stack.enter_context(
+            mock.patch.object(redis.client.Pipeline, "_execute_pipeline", pipeline_reply_lost_once)
+        )
         started = time.monotonic()
         deadline = started + lease_ttl + 5
         while not fresh_graph.messages_to(phone) and time.monotonic() < deadline:

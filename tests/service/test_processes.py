@@ -182,8 +182,13 @@ def test_workers_are_processes_restarted_when_they_die_and_gone_with_their_paren
         _settle_store(store, settings.key_prefix)
         assert answered(fresh_graph, phone) == [first["id"]]
 
-        # /metrics adds the workers' counters to the webhook process's own.
-        text = httpx.get(f"{serve.url}/metrics", timeout=5).text
+        # /metrics adds the workers' counters to the webhook process's own (a worker
+        # writes its changes every half second: statehq.metrics_buffer).
+        def scraped() -> str:
+            return httpx.get(f"{serve.url}/metrics", timeout=5).text
+
+        _wait_for(lambda: _metric(scraped(), "statehq_messages_out_total{") >= 1, timeout=5)
+        text = scraped()
         assert _metric(text, "statehq_messages_out_total{") >= 1
         assert _metric(text, 'statehq_store_operation_seconds_count{operation="inbox_next"}') >= 1
         assert _metric(text, 'statehq_store_operation_seconds_count{operation="inbox_push"}') >= 1

@@ -437,6 +437,8 @@ def test_a_store_client_failing_with_no_redis_error_is_a_503_and_queues_nothing(
     message = wh.text(new_phone(), "hi")
     for client in (redis.asyncio.client.Redis, redis.asyncio.cluster.RedisCluster):
         monkeypatch.setattr(client, "execute_command", broken)
+    for pipeline in (redis.asyncio.client.Pipeline, redis.asyncio.cluster.ClusterPipeline):
+        monkeypatch.setattr(pipeline, "execute", broken)  # the webhook queues in a pipeline
     refused = service.post(wh.payload([message]))
     assert refused.status_code == 503
     assert "not queued" in refused.json()["error"]

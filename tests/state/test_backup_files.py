@@ -82,7 +82,7 @@ def test_every_record_is_consistent_while_writes_continue(store: StateStore) -> 
     final = {key: store.get(key).version for key in members}  # type: ignore[union-attr]
     assert sum(final.values()) >= len(members) + 3 * len(members)  # the writer kept writing
     for backup in backups:
-        records = [SessionRecord.from_json(line) for line in backup.splitlines()[1:]]
+        records = [SessionRecord.from_json(line) for line in backup.splitlines()[1:-1]]
         assert len(records) == len(members)
         for record in records:
             assert record.doc["profile"]["at"] == record.version
@@ -105,6 +105,7 @@ def test_a_bad_line_is_skipped_with_its_number_and_the_rest_restored(
         invalid_doc.to_json().encode(),
         SessionRecord("sms:123", 1, 60.0, {"stage": "INIT"}).to_json().encode(),
         good[1],
+        b'{"statehq_backup_end": {"sessions": 5}}',
     ]
     summary = restore_backup(manager, io.BytesIO(b"\n".join(lines)))
     assert summary.counts["restored"] == 1
@@ -156,3 +157,24 @@ def test_restoring_audits_each_session_with_where_it_came_from(
         "drill",
         {"backup": created},
     )
+
+
+def test_a_file_cut_short_is_reported_and_what_it_holds_restored(
+    manager: StateManager, store: StateStore
+) -> None:
+    for n in range(3):
+        store.update(f"member:c{n}", member_doc(f"c{n}", 1))
+    whole = backup_of(store).splitlines()
+    assert json.loads(whole[-1]) == {"statehq_backup_end": {"sessions": 3}}
+    for n in range(3):
+        store.delete(f"member:c{n}")
+    cut = restore_backup(manager, io.BytesIO(b"\n".join(whole[:3])))
+    assert cut.counts["restored"] == 2
+    assert not cut.complete
+    assert cut.invalid == [
+        "the file ends without its last line after 2 sessions: it was cut "
+        "short (a full disk, a partial copy?)"
+    ]
+    header_only = restore_backup(manager, io.BytesIO(whole[0]))
+    assert not header_only.complete
+    assert restore_backup(manager, io.BytesIO(b"\n".join(whole))).complete

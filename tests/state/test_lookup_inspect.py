@@ -61,8 +61,9 @@ def test_handles_go_through_the_bots_resolver(manager: StateManager) -> None:
     manager.open("member:m9")
     known = {"tendai": "m9"}
     assert locate(manager, "@tendai", handles=known.get).key == "member:m9"
-    with pytest.raises(NoLiveSession, match="no member with that handle"):
-        locate(manager, "@nobody", handles=known.get)
+    with pytest.raises(NoLiveSession, match="no live session's current account has that"):
+        locate(manager, "@nobody", handles=known.get)  # unknown to the bot: the sessions
+    assert locate(manager, "@TENDAI", handles=known.get).key == "member:m9"  # any case
     with pytest.raises(InvalidInput, match="not a channel type"):
         locate(manager, "fax:123")
 

@@ -40,6 +40,10 @@ ACCOUNTS = [
     {"accountID": "acc-1", "accountHandle": "ann", "accountName": "Ann"},
     {"accountID": "acc-2", "accountHandle": "ann-shop", "accountName": "Ann's shop"},
 ]
+MIGRATED = [  # the same accounts under the names statehq's bots read
+    {"id": "acc-1", "handle": "ann", "name": "Ann"},
+    {"id": "acc-2", "handle": "ann-shop", "name": "Ann's shop"},
+]
 
 
 def session(parts: dict[str, Any], ttl: float | None = 200.0) -> LegacySession:
@@ -186,8 +190,8 @@ def test_a_signed_in_channel_document_becomes_the_members_session() -> None:
         "channel": {"type": "whatsapp", "identifier": "263771000001"},
         "jwt_token": TOKEN,
         "authenticated": True,
-        "profile": {"member": {"memberID": "m-1", "firstname": "Ann"}, "accounts": ACCOUNTS},
-        "current_account": ACCOUNTS[1],
+        "profile": {"member": {"memberID": "m-1", "firstname": "Ann"}, "accounts": MIGRATED},
+        "current_account": MIGRATED[1],
         "stage": "offer",
         "flow_data": {
             "id": "offer",
@@ -260,7 +264,7 @@ def test_cache_fields_behind_a_django_prefix_make_one_session() -> None:
     assert result.doc is not None
     assert result.doc["stage"] == "MENU"  # matched but for letter case
     assert result.doc["jwt_token"] == TOKEN
-    assert result.doc["current_account"] == ACCOUNTS[0]
+    assert result.doc["current_account"] == MIGRATED[0]
     assert set(notes(result)) == {"_option", "_direction"}
 
 

@@ -126,12 +126,15 @@ def test_a_newer_live_session_is_refused_unless_forced(store: StateStore) -> Non
     assert forced.live_version == 3
     snap = store.get(MEMBER)
     assert snap is not None
-    assert (snap.version, snap.doc["profile"]["n"]) == (2, 1)
-    assert [e.version for e in store.history(MEMBER)] == [2, 1]
+    # The backup's content as the next version: versions never go back (a second,
+    # different version 3 would be two histories), and the replaced one stays in history.
+    assert (snap.version, snap.doc["profile"]["n"]) == (4, 1)
+    assert [e.version for e in store.history(MEMBER)] == [4, 3, 2, 1]
+    assert store.history(MEMBER)[1].doc["profile"]["n"] == 99
     last = store.audit_read(MEMBER)[-1]
-    assert (last.event, last.version_before, last.version_after) == ("session.restored", 3, 2)
-    store.update(MEMBER, {"profile": {"n": 5}})  # versions go on from the restored one
-    assert store.get(MEMBER).version == 3  # type: ignore[union-attr]
+    assert (last.event, last.version_before, last.version_after) == ("session.restored", 3, 4)
+    again = store.restore_session(record, event=RESTORED)
+    assert again.status is RestoreStatus.NEWER  # the record is version 2, the store 4
 
 
 def test_the_same_version_with_another_document_is_refused(store: StateStore) -> None:

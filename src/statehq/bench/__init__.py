@@ -1,22 +1,41 @@
-"""``statehq bench``: measure the store and write ``store.json`` and ``store.md``.
+"""``statehq bench`` (``make bench``): statehq beside its peers, measured in one run.
 
-The run starts its own embedded Valkey in a temporary directory (so it never touches a
-user's data or shares a server with a running bot), then measures:
+The default run (``--suite all``) starts one private Valkey in a temporary folder (it
+never touches a user's data or shares a server with a running bot) and measures on it,
+one after another:
 
-1. contention: 32 writer processes on one member, for each of statehq ``update``,
-   statehq ``mutate`` and the seed's ``WATCH``/``MULTI`` design;
-2. latency: single-connection round trips of statehq ``get``/``update`` against raw
-   ``GET``/``SET`` of the same document as a JSON string.
+1. contention: 1, 8 and 32 writer processes on one member, for statehq ``update`` and
+   ``mutate``, the seed design's ``WATCH``/``MULTI``/``EXEC`` with 3 retries, and aiogram's
+   ``RedisStorage`` bare and under ``RedisEventIsolation`` (:mod:`.contention`);
+2. single-operation latency: statehq ``get``/``update`` against a raw ``GET``/``SET`` of
+   the same document on the same connection (:mod:`.latency`);
+3. memory per session: statehq beside the seed design's layout and aiogram's (:mod:`.footprint`);
+4. cold start: ``statehq serve`` exec to ``/readyz`` 200 (:mod:`.coldstart`);
+5. end to end: a bare ASGI endpoint and pywa's webhook handler acknowledging the same
+   signed requests as ``statehq serve``, which runs with 1, 2 and 4 processes; store round
+   trips and bytes per processed message from the server's counters (:mod:`.service`).
+
+It writes ``results.json`` (every figure with its goal and whether it is met:
+:mod:`.results`), ``README.md`` and ``contention.png`` (:mod:`.render`) under the output
+folder, and, when that folder is a checkout's ``docs/benchmarks``, the headline table into
+the checkout's README between its ``bench:headline`` markers. ``--suite store`` or
+``service`` measures a part only; ``faults`` and ``soak`` are separate reports.
+
+The peers come with the ``bench`` extra (``pip install -e '.[bench]'``, which ``make bench``
+does); they are imported only while they are measured.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import platform
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,121 +47,98 @@ from ..config import Settings
 from ..errors import StateError
 from ..store import StateStore
 from ..store.embedded import EmbeddedValkey
-from . import report as report_
 from .contention import IMPLEMENTATIONS, ContentionResult, run_contention, store_settings
-from .latency import ratios, run_latency
+from .plan import BenchPlan
 
 __all__ = ["main"]
 
-
-@dataclass(frozen=True)
-class Plan:
-    """How long and how hard to run."""
-
-    writers: int
-    duration: float
-    iterations: int
-    warmup: int
-
-    @classmethod
-    def for_run(cls, quick: bool) -> Plan:
-        """Short runs for a smoke test, long enough runs for figures worth keeping."""
-        if quick:
-            return cls(writers=32, duration=1.5, iterations=1000, warmup=200)
-        return cls(writers=32, duration=5.0, iterations=5000, warmup=500)
+SUITES = ("all", "store", "service", "faults", "soak")
+NEEDED = {
+    "store": ("aiogram", "matplotlib"),
+    "service": ("pywa_async", "fastapi", "matplotlib"),
+}
+"""The ``bench`` extra's modules each part of the run imports."""
 
 
 def _progress(line: str) -> None:
     print(line, flush=True)
 
 
-def _machine(store: StateStore) -> dict[str, Any]:
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _machine(store: StateStore, appendfsync: str = "everysec") -> dict[str, Any]:
+    """The machine and the server (the faults and soak reports read the same keys)."""
     info = store._client.info("server")
+    valkey = info.get("valkey_version") or info.get("redis_version")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "valkey": info.get("valkey_version") or info.get("redis_version"),
+        "valkey": valkey,
         "redis_py": redis.__version__,
         "statehq": __version__,
+        "store": f"Valkey {valkey} over a unix socket, appendfsync {appendfsync}",
     }
 
 
-def _contention(url: str, plan: Plan, control: StateStore) -> list[ContentionResult]:
-    results = []
-    for kind, label in IMPLEMENTATIONS.items():
-        _progress(f"contention: {label}: {plan.writers} writers x {plan.duration:g} s ...")
-        result = run_contention(kind, url, plan.writers, plan.duration, control)
-        _progress(
-            f"  {result.per_second:,.0f} successful/s, {result.failed:,} failed "
-            f"({result.failed_pct:.1f} %), {result.lost:,} lost, {result.attempts:,} attempts"
-        )
-        results.append(result)
-    return results
+def _versions(machine: dict[str, Any]) -> dict[str, str]:
+    from importlib.metadata import version
 
+    from .peers import versions as peer_versions
 
-def _measure(url: str, plan: Plan, quick: bool, appendfsync: str) -> report_.Report:
-    with StateStore.open(url, settings=store_settings(url)) as store:
-        machine = _machine(store)
-        _progress(
-            f"statehq bench: Valkey {machine['valkey']}, {machine['cpu_count']} CPUs, "
-            f"Python {machine['python']}"
-        )
-        contention = _contention(url, plan, store)
-        latency, size = run_latency(store, plan.iterations, plan.warmup, _progress)
-    parameters = {
-        "command": "statehq bench" + (" --quick" if quick else ""),
-        "quick": quick,
-        "writers": plan.writers,
-        "duration_s": plan.duration,
-        "iterations": plan.iterations,
-        "warmup": plan.warmup,
-        "document_bytes": size,
-        "appendfsync": appendfsync,
-        "transport": "unix socket",
+    return {
+        "statehq": str(machine["statehq"]),
+        "Python": str(machine["python"]),
+        "Valkey": str(machine["valkey"]),
+        "redis-py": str(machine["redis_py"]),
+        "uvicorn": version("uvicorn"),
+        **peer_versions(),
     }
-    return report_.Report(machine, parameters, contention, latency, ratios(latency))
+
+
+def missing_extras(suite: str) -> list[str]:
+    """The ``bench`` extra's modules ``suite`` needs that are not installed."""
+    parts = ("store", "service") if suite == "all" else (suite,)
+    needed = dict.fromkeys(m for part in parts for m in NEEDED.get(part, ()))
+    return [m for m in needed if importlib.util.find_spec(m) is None]
 
 
 def main(output: str, quick: bool = False, suite: str = "all") -> int:
-    """Run the benchmarks on a private server; write ``output``/{store,service}.{json,md}.
-
-    ``suite`` is ``store``, ``service``, ``faults`` (reliability under hostile input and a
-    failing store, on a server of its own) or ``all``; or ``soak`` (many members on a
-    standalone server and a Cluster, then a master killed under load on a Cluster and a
-    Sentinel set: about 10 minutes, so not part of ``all``).
+    """Run ``suite`` on a private server and write its report under ``output``.
 
     Prints progress as it goes and the markdown report at the end. Returns the exit
-    status: 0 when the run completed (whether or not the targets were met), 1 when the
-    server could not be started or used.
+    status: 0 when the run completed (whether or not the goals were met), 1 when it could
+    not run (the ``bench`` extra missing, the server not started or not usable).
     """
-    plan = Plan.for_run(quick)
+    missing = missing_extras(suite)
+    if missing:
+        print(
+            f"statehq bench: {', '.join(missing)} not installed; the comparisons need the "
+            "bench extra: pip install -e '.[bench]' (make bench installs it)",
+            file=sys.stderr,
+        )
+        return 1
     data_dir = Path(tempfile.mkdtemp(prefix="statehq-bench-"))
     server = EmbeddedValkey(Settings(data_dir=data_dir))
     try:
         _progress(f"statehq bench: starting a private Valkey in {data_dir}")
         server.acquire()
-        if suite in ("all", "store"):
-            result = _measure(server.url, plan, quick, server.settings.appendfsync)
-            markdown = report_.write(result, Path(output))
-            _progress(f"statehq bench: wrote {Path(output) / 'store.json'} and store.md\n")
-            print(markdown, end="")
-        if suite in ("all", "service"):
-            markdown = _service(server.url, quick, Path(output), server.pid())
-            _progress(f"statehq bench: wrote {Path(output) / 'service.json'} and service.md\n")
-            print(markdown, end="")
-        if suite in ("all", "faults"):
-            markdown = _faults(server.url, quick, Path(output))
-            _progress(
-                f"statehq bench: wrote {Path(output) / 'reliability.json'} and reliability.md\n"
-            )
-            print(markdown, end="")
-        if suite == "soak":  # minutes per topology: not part of "all"
-            markdown = _soak(server.url, quick, Path(output))
-            _progress(f"statehq bench: wrote {Path(output) / 'soak.json'} and soak.md\n")
-            print(markdown, end="")
+        if suite in ("all", "store", "service"):
+            markdown = _one_run(server, Path(output), quick, suite, data_dir)
+        else:
+            markdown = {"faults": _faults, "soak": _soak}[suite](server.url, quick, Path(output))
+        print(markdown, end="")
     except (StateError, RuntimeError) as exc:
         print(f"statehq bench: {exc}", file=sys.stderr)
         return 1
@@ -152,14 +148,99 @@ def main(output: str, quick: bool = False, suite: str = "all") -> int:
     return 0
 
 
-def _service(url: str, quick: bool, output: Path, store_pid: int | None) -> str:
-    from .service import ServicePlan, run_service, write_report
+def _contention(url: str, plan: BenchPlan, control: StateStore) -> list[ContentionResult]:
+    """Every implementation at each writer count; the implementations alternate, so a slow
+    spell of a shared machine hits them alike rather than one of them."""
+    results = []
+    for writers in plan.writers:
+        for kind, label in IMPLEMENTATIONS.items():
+            _progress(f"contention: {label}: {writers} writers x {plan.contention_s:g} s ...")
+            r = run_contention(kind, url, writers, plan.contention_s, control)
+            _progress(f"  {r.per_second:,.0f} successful/s, {r.failed:,} failed, {r.lost:,} lost")
+            results.append(r)
+    return results
 
-    plan = ServicePlan.for_run(quick)
+
+def _one_run(server: EmbeddedValkey, output: Path, quick: bool, suite: str, data_dir: Path) -> str:
+    """Measure, judge, write ``results.json``, ``README.md`` and the plot; the markdown."""
+    from .coldstart import run_cold_starts
+    from .footprint import run_memory
+    from .latency import run_latency
+    from .results import Measured, build
+    from .service import run_service
+
+    plan = BenchPlan.for_run(quick)
+    began, load = time.monotonic(), os.getloadavg()[0]
+    work = data_dir / "work"
+    work.mkdir()
+    url = server.url
+    measured = Measured([], [], 0, [], None, [])
     with StateStore.open(url, settings=store_settings(url)) as store:
-        machine = _machine(store)
-    results = run_service(url, plan, _progress, store_pid)
-    return write_report(results, plan, machine, output)
+        machine = _machine(store, server.settings.appendfsync)
+        _progress(f"statehq bench: {machine['store']}, {machine['cpu_count']} CPUs")
+        if suite in ("all", "store"):
+            contention = _contention(url, plan, store)
+            latency, size = run_latency(
+                store, plan.latency_iterations, plan.latency_warmup, _progress
+            )
+            memory = run_memory(url, plan.memory_sessions, plan.history_versions, _progress)
+            measured = Measured(contention, latency, size, memory, None, [])
+    if suite in ("all", "service"):
+        cold = run_cold_starts(url, plan.cold_starts, work, _progress)
+        service = run_service(url, plan, work, _progress, server.pid())
+        measured = Measured(
+            measured.contention,
+            measured.latency,
+            measured.document_bytes,
+            measured.memory,
+            service,
+            cold,
+        )
+    command = (
+        "statehq bench"
+        + (" --quick" if quick else "")
+        + ("" if suite == "all" else f" --suite {suite}")
+    )
+    header = {
+        "schema": 1,
+        "run": {
+            "command": command,
+            "suite": suite,
+            "quick": quick,
+            "date": machine["date"],
+            "seconds": round(time.monotonic() - began, 1),
+            "load_average": round(load, 2),
+        },
+        "machine": machine,
+        "versions": _versions(machine),
+        "plan": asdict(plan),
+    }
+    return write(build(measured, header), output)
+
+
+def write(results: dict[str, Any], output: Path) -> str:
+    """``results.json``, ``README.md`` and the plot under ``output``; the markdown.
+
+    When ``output`` is a checkout's ``docs/benchmarks``, the checkout's README gets the
+    headline table too.
+    """
+    from .render import PLOT, plot_contention, to_markdown, update_readme
+
+    output.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    (output / "results.json").write_text(text, encoding="utf-8")
+    markdown = to_markdown(results)
+    (output / "README.md").write_text(markdown, encoding="utf-8")
+    wrote = ["results.json", "README.md"]
+    if plot_contention(results, output / PLOT):
+        wrote.append(PLOT)
+    _progress(f"statehq bench: wrote {', '.join(wrote)} under {output}")
+    resolved = output.resolve()
+    readme = resolved.parent.parent / "README.md"
+    checkout = resolved.parts[-2:] == ("docs", "benchmarks") and readme.is_file()
+    if checkout and update_readme(readme, results, "docs/benchmarks/README.md"):
+        _progress(f"statehq bench: the headline table in {readme} is this run's")
+    return markdown
 
 
 def _faults(url: str, quick: bool, output: Path) -> str:

@@ -1,14 +1,19 @@
 """Contention: many writer processes hammering one member at the same time.
 
-Three implementations run one after another on the same server, each on a fresh member:
+Five implementations run one after another on the same server, each on a fresh member:
 
 - ``update``: statehq's merge patch, applied server side in one script call;
 - ``mutate``: statehq's read / compare-and-set loop, incrementing a counter;
 - ``seed``: the seed design, redis-py ``WATCH``/``GET``/``MULTI``/``SET``/``EXEC`` on one
-  JSON string, retried a few times on ``WatchError`` and then given up.
+  JSON string, retried a few times on ``WatchError`` and then given up;
+- ``aiogram`` and ``aiogram-isolation``: aiogram's ``RedisStorage`` as a handler uses it
+  (``get_data``, then ``update_data`` with the counter plus one), without and with
+  ``RedisEventIsolation`` around each handler (:mod:`statehq.bench.peers`).
 
 Each writer is its own process with its own connection, so the server sees real
-concurrency rather than one interpreter's lock taking turns.
+concurrency rather than one interpreter's lock taking turns. Lost updates are counted
+the same way for every implementation: successes the writers were told about, less the
+writes the server holds (versions gained, or counter increments).
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ IMPLEMENTATIONS: dict[str, str] = {
     "update": "statehq update (merge patch, one script call)",
     "mutate": "statehq mutate (read + compare-and-set, 2 s deadline)",
     "seed": f"seed: WATCH/GET/MULTI/SET/EXEC, {SEED_RETRIES} retries",
+    "aiogram": "aiogram RedisStorage (get_data + update_data)",
+    "aiogram-isolation": "aiogram RedisStorage + RedisEventIsolation",
 }
+PEERS = ("aiogram", "aiogram-isolation")
+"""The implementations that need the ``bench`` extra (imported only when they run)."""
 
 _START_TIMEOUT = 60.0  # seconds for every writer to connect and reach the start line
 
@@ -156,6 +165,19 @@ _LOOPS: dict[str, Loop] = {"update": _update_loop, "mutate": _mutate_loop, "seed
 # -- the writer processes ------------------------------------------------------------------
 
 
+def _statehq_writer(
+    kind: str, url: str, target: str, writer: int, duration: float, barrier: Barrier
+) -> Tally:
+    """One statehq (or seed design) writer: connect, wait for the others, write."""
+    with StateStore.open(url, settings=store_settings(url)) as store:
+        store.ping()  # connect now, so connecting is not part of the measured window
+        barrier.wait(_START_TIMEOUT)
+        tally = Tally(start=time.monotonic())
+        _LOOPS[kind](store, target, writer, tally.start + duration, tally)
+        tally.end = time.monotonic()
+    return tally
+
+
 def _writer(
     kind: str,
     url: str,
@@ -165,14 +187,16 @@ def _writer(
     barrier: Barrier,
     results: Queue[tuple[int, Tally | str]],
 ) -> None:
-    """One writer process: connect, wait for the others, write until the time is up."""
+    """One writer process: its tally, or its traceback, goes back on ``results``."""
     try:
-        with StateStore.open(url, settings=store_settings(url)) as store:
-            store.ping()  # connect now, so connecting is not part of the measured window
-            barrier.wait(_START_TIMEOUT)
-            tally = Tally(start=time.monotonic())
-            _LOOPS[kind](store, target, writer, tally.start + duration, tally)
-            tally.end = time.monotonic()
+        if kind in PEERS:
+            from .peers import aiogram_writer
+
+            tally = aiogram_writer(
+                url, target, duration, barrier, isolated=kind == "aiogram-isolation"
+            )
+        else:
+            tally = _statehq_writer(kind, url, target, writer, duration, barrier)
         results.put((writer, tally))
     except BaseException:
         barrier.abort()  # release the others rather than leave them waiting for us
@@ -218,7 +242,12 @@ def _run_writers(kind: str, url: str, target: str, writers: int, duration: float
 
 
 def _seed(kind: str, store: StateStore, target: str) -> int:
-    """Create the target; the starting version (statehq) or counter (seed)."""
+    """Create the target; the starting version (statehq) or counter (seed, aiogram)."""
+    if kind in PEERS:
+        from .peers import aiogram_seed
+
+        aiogram_seed(store.url, target)
+        return 0
     if kind == "update":
         return store.update(target, {"writers": {}}).version
     if kind == "mutate":
@@ -230,6 +259,10 @@ def _seed(kind: str, store: StateStore, target: str) -> int:
 
 def _written(kind: str, store: StateStore, target: str, start: int) -> tuple[int, dict[str, Any]]:
     """How many writes the server holds since ``start``, with kind-specific checks."""
+    if kind in PEERS:
+        from .peers import aiogram_counter
+
+        return aiogram_counter(store.url, target) - start, {}
     if kind == "seed":
         return int(load_json(store._client.get(target))["counter"]) - start, {}
     snap = store.get(target)
@@ -256,6 +289,8 @@ def run_contention(
     target = f"contention-{kind}-{uuid.uuid4().hex[:8]}"
     if kind == "seed":
         target = f"statehq-bench:seed:{target}"  # the seed design keeps one JSON string
+    elif kind in PEERS:
+        target = str(uuid.uuid4().int % 10**12)  # aiogram keys a chat by its number
     start = _seed(kind, control, target)
     tallies = _run_writers(kind, url, target, writers, duration)
     written, checks = _written(kind, control, target, start)

@@ -41,9 +41,9 @@ from ..config import Settings
 from ..store.embedded import EmbeddedValkey
 from ..testing import webhooks as wh
 from ..testing.fake_graph import FakeGraph
+from . import procs
 from .cpu import children
 from .hostile import hostile_bodies
-from .service import _answers, _free_port, _process
 
 APP_SECRET = "faults-app-secret"
 ACCESS_TOKEN = "faults-access-token"
@@ -181,7 +181,7 @@ def run_faults(plan: FaultPlan, progress: Progress) -> list[Scenario]:
 
 @contextmanager
 def _serve(data_dir: Path, graph_url: str) -> Iterator[Served]:
-    port = _free_port()
+    port = procs.free_port()
     settings = Settings(
         data_dir=data_dir / "store",
         appendfsync="always",
@@ -198,7 +198,9 @@ def _serve(data_dir: Path, graph_url: str) -> Iterator[Served]:
     env.pop("STATEHQ_REDIS_URL", None)
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "statehq.cli.main", "serve"]
-    with _process(args, env, data_dir / "serve.log", lambda: _answers(f"{base}/readyz")) as child:
+    with procs.started(
+        args, env, data_dir / "serve.log", lambda: procs.answers(f"{base}/readyz")
+    ) as child:
         yield Served(base, child.pid, EmbeddedValkey(settings))
 
 

@@ -10,10 +10,29 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 from ..testing import webhooks as wh
 
 Outcome = tuple[list[float], int, float]
+
+
+def user_id(phone: str) -> str:
+    """The business-scoped user id Meta sends beside ``wa_id`` (``US.`` and 20 digits)."""
+    return f"US.{int(phone) * 7919 % 10**20:020d}"
+
+
+def text_payload(phone: str) -> dict[str, Any]:
+    """A webhook body with one text message from ``phone``, shaped as Meta sends it now.
+
+    Meta's contacts carry a ``user_id`` beside ``wa_id`` (the shared fixtures have it);
+    pywa's parser requires it, so every target gets it.
+    """
+    body = wh.payload([wh.text(phone, "hi")])
+    for change in body["entry"][0]["changes"]:
+        for contact in change["value"]["contacts"]:
+            contact["user_id"] = user_id(contact["wa_id"])
+    return body
 
 
 def signed_requests(members: int, count: int, seed: int, app_secret: str) -> list[bytes]:
@@ -22,7 +41,7 @@ def signed_requests(members: int, count: int, seed: int, app_secret: str) -> lis
     phones = [f"2637{seed:02d}{n:06d}" for n in range(members)]
     out = []
     for _ in range(count):
-        raw, headers = wh.signed(wh.payload([wh.text(rng.choice(phones), "hi")]), app_secret)
+        raw, headers = wh.signed(text_payload(rng.choice(phones)), app_secret)
         head = (
             f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: bench\r\n"
             f"Content-Type: application/json\r\n"

@@ -18,9 +18,21 @@ INTRO = (
 )
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Add ``chat`` to the ``statehq`` grammar."""
-    chat = commands.add_parser("chat", help="chat with the bot (STATEHQ_BOT) in this terminal")
+    chat = commands.add_parser(
+        "chat",
+        parents=[common],
+        help="chat with the bot (STATEHQ_BOT) in this terminal",
+        description="Chat with the bot as a member on the terminal channel: the same "
+        "engine, state and store as WhatsApp. Options are numbered: type the number. "
+        "Reads stdin as a script when it is not a terminal.",
+        epilog="examples:\n  statehq chat --as 263771234567\n"
+        "  printf 'hi\\n2\\n' | statehq chat --as 263772222222",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     chat.add_argument(
         "--as", dest="phone", required=True, help="your phone number, e.g. 263771234567"
     )

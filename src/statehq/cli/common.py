@@ -45,6 +45,7 @@ def common_options() -> argparse.ArgumentParser:
     group = common.add_argument_group("common options")
     group.add_argument(
         "--url",
+        type=url_arg,
         default=argparse.SUPPRESS,
         help="Redis/Valkey URL (default: STATEHQ_REDIS_URL, else the embedded server)",
     )
@@ -62,6 +63,31 @@ def common_options() -> argparse.ArgumentParser:
         help="do not ask for confirmation before changing state",
     )
     return common
+
+
+def url_arg(text: str) -> str:
+    """A Redis/Valkey URL, checked as ``STATEHQ_REDIS_URL`` is (a bad one is exit 2)."""
+    from ..errors import ConfigError
+    from ..store.clients import parse
+
+    try:
+        parse(text)
+    except ConfigError as bad:
+        raise argparse.ArgumentTypeError(str(bad).replace("STATEHQ_REDIS_URL: ", "")) from None
+    return text
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``)."""
+
+    def parse(text: str) -> int:
+        value = int(text) if text.strip().isdigit() else None
+        if value is None or value < low or (high is not None and value > high):
+            upper = f" to {high}" if high is not None else " or more"
+            raise argparse.ArgumentTypeError(f"a whole number from {low}{upper}, got {text!r}")
+        return value
+
+    return parse
 
 
 def option_defaults(args: argparse.Namespace) -> argparse.Namespace:

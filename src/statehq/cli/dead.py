@@ -1,9 +1,9 @@
 """``statehq dead list|show|replay|drop``: the updates workers set aside, and what to do next.
 
-An update whose handling kept failing is kept as a dead letter with its error (see
-the statehq.service.dead module). Once the cause is fixed, replay it (back into its sender's
-inbox, in timestamp order); or drop it when it should never run. Both are audited in
-the sender's trail with ``--reason``.
+An update whose handling kept failing is kept as a dead letter with its error and the
+number of attempts. Once the cause is fixed, replay it (back into its sender's inbox, in
+timestamp order); or drop it when it should never run. Both are audited in the sender's
+trail with --reason.
 """
 
 from __future__ import annotations
@@ -36,27 +36,40 @@ EXAMPLES = """examples:
 """
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Add ``dead`` and its actions to the top-level parser."""
     dead = commands.add_parser(
         "dead",
+        parents=[common],
         help="list, show, replay or drop the updates workers set aside",
         description=__doc__.split("\n\n")[1],
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="every dead letter, oldest first")
-    show = actions.add_parser("show", help="one dead letter: the update and its error")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            epilog=EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    listing = action("list", "every dead letter, oldest first")
+    show = action("show", "one dead letter: the update and its error")
     show.add_argument("id", help="the update's message id")
-    replay = actions.add_parser("replay", help="requeue dead letters for processing")
+    replay = action("replay", "requeue dead letters for processing")
     replay.add_argument("id", nargs="?", help="the update's message id (or --all)")
     replay.add_argument("--all", action="store_true", help="every dead letter (of --sender)")
-    drop = actions.add_parser("drop", help="forget a dead letter for good")
+    drop = action("drop", "forget a dead letter for good")
     drop.add_argument("id", help="the update's message id")
-    for action in (listing, show, replay, drop):
-        action.add_argument("--sender", help="only this sender's, e.g. whatsapp:263771234567")
-        action.add_argument("--json", action="store_true", help="machine-readable output")
+    for parser in (listing, show, replay, drop):
+        parser.add_argument("--sender", help="only this sender's, e.g. whatsapp:263771234567")
     replay.add_argument(
         "--reason", type=_reason, default="cli replay", help="recorded in the audit trail"
     )

@@ -9,6 +9,7 @@ import sys
 
 from .. import __version__
 from ..config import Settings
+from .common import whole_number
 from .where import noted_while_running
 
 
@@ -23,8 +24,12 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default=None, help="listen address (default STATEHQ_HOST)")
-    serve.add_argument("--port", type=int, default=None, help="port (default STATEHQ_PORT)")
-    serve.add_argument("--workers", type=int, default=None, help="worker processes")
+    serve.add_argument(
+        "--port", type=whole_number(0, 65535), default=None, help="port (default STATEHQ_PORT)"
+    )
+    serve.add_argument(
+        "--workers", type=whole_number(1, 64), default=None, help="worker processes (1-64)"
+    )
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -42,6 +47,15 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
+def _unresolvable(host: str) -> str | None:
+    """Why ``host`` is not an address this machine can listen on, if it is not."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        return str(error)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; 1 when the port is taken."""
     from ..service.app import serve
@@ -56,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env().override(**changes)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{shown}:{settings.port}"
+    unresolved = _unresolvable(settings.host)
+    if unresolved:
+        print(f"statehq: cannot listen on {settings.host!r}: {unresolved}", file=sys.stderr)
+        return 1
     if port_taken(settings.host, settings.port):
         print(
             f"statehq: {settings.host}:{settings.port} is already in use (another statehq "
@@ -71,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     admin = "on" if settings.admin_token else "off (set STATEHQ_ADMIN_TOKEN)"
     print(f"  admin API         {base}/admin/  {admin}", flush=True)
     print("  chat from a terminal:  statehq chat --as 263771111111   (Ctrl-C stops)", flush=True)
-    with noted_while_running(settings, base):
-        serve(settings)
+    try:
+        with noted_while_running(settings, base):
+            serve(settings)
+    except SystemExit as stopped:  # uvicorn exits 3 when it cannot start; SIGTERM is 143
+        return 0 if stopped.code in (None, 0, 143) else 1
     return 0

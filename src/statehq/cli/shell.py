@@ -88,6 +88,12 @@ def _run_line(
             args = option_defaults(parser.parse_args(words))
         except SystemExit:  # argparse has printed the usage and the error
             return
+    if args.url and args.url != context.args.url:
+        print(
+            f"error: this shell is on the {context.where}; for another store start one "
+            f"with `statehq shell --url ...`"
+        )
+        return
     try:
         with contextlib.redirect_stderr(sys.stdout):
             status = dispatch(context, args)

@@ -27,14 +27,14 @@ from datetime import datetime
 from typing import Any
 
 from ..digits import is_digits
-from ..errors import InvalidInput, NoLiveSession, VersionNotFound
+from ..errors import CorruptState, InvalidInput, NoLiveSession, VersionNotFound
 from ..redact import redact_text, redact_value
 from ..state import StateManager
 from ..state.diffs import Change, changes, summarize
 from ..state.inspect import SessionReport, inspect
 from ..state.lookup import AmbiguousMember, HandleResolver, Located, locate
 from ..store import HistoryEntry
-from .common import MISSING, OK, USAGE, SubParsers, fail, print_json
+from .common import MISSING, OK, USAGE, SubParsers, fail, print_json, whole_number
 
 ID_FORMS = """ID is any of:
   whatsapp:263771234567   a channel identity (channel type, colon, identifier)
@@ -88,7 +88,7 @@ def add_state_actions(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     diff.add_argument("v2", type=_version_arg, help="the newer version")
     upd = action("update", "apply a JSON merge patch (null deletes a field)", "id")
     upd.add_argument("patch", type=_json_arg, help='e.g. \'{"flow_data": {"step": "amount"}}\'')
-    upd.add_argument("--expect", type=int, default=None, help="only if at this version")
+    upd.add_argument("--expect", type=whole_number(0), default=None, help="only if at this version")
     rb = action("rollback", "restore a version from history as a new version", "id")
     rb.add_argument("version", type=_version_arg, help="the version to restore")
     rc = action("recover", "repair corrupt or invalid state from history", "id")
@@ -193,19 +193,39 @@ def run_state(
             return _audit(manager, located, args)
         return ACTIONS[args.action](manager, located, args)
     except AmbiguousMember as ambiguous:
-        return fail(str(ambiguous), USAGE)
+        return _failed(args, str(ambiguous), USAGE)
     except (NoLiveSession, VersionNotFound) as missing:
-        return fail(redact_text(str(missing)), MISSING)
+        return _failed(args, str(missing), MISSING)
+    except CorruptState as corrupt:
+        hint = f"; `statehq state recover {args.id}` repairs it from history"
+        return _failed(args, f"{corrupt}{hint}", MISSING)
     except InvalidInput as bad:
-        return fail(redact_text(str(bad)), USAGE if args.action != "update" else MISSING)
+        return _failed(args, str(bad), USAGE if args.action != "update" else MISSING)
+
+
+def _failed(args: argparse.Namespace, message: str, status: int) -> int:
+    """Say why on stderr; under ``--json`` also as ``{"error": ...}`` on stdout, so a
+    script always reads one JSON value."""
+    message = redact_text(message)
+    if args.json:
+        print_json({"error": message, "status": status})
+    return fail(message, status)
 
 
 def _show(manager: StateManager, located: Located, args: argparse.Namespace) -> int:
     report = inspect(manager, located)
+    broken = manager.validator.violations(report.raw) if report.raw is not None else []
     if args.json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "violations": [str(v) for v in broken]})
     else:
         _print_report(report)
+    if broken:
+        rules = "; ".join(str(v) for v in broken[:3])
+        print(
+            f"statehq: this document breaks the state rules ({rules}); `statehq state "
+            f"recover {located.asked}` repairs it from history",
+            file=sys.stderr,
+        )
     if report.document is None:
         return fail(f"no live session for {located.asked} ({report.status})", MISSING)
     return OK
@@ -213,7 +233,12 @@ def _show(manager: StateManager, located: Located, args: argparse.Namespace) -> 
 
 def _print_report(report: SessionReport) -> None:
     located = report.located
-    via = "" if located.asked == located.key else f"  (found by {located.via}: {located.asked})"
+    if located.asked == located.key:
+        via = ""
+    elif located.asked in located.via:
+        via = f"  (found by {located.via})"
+    else:
+        via = f"  (found by {located.via}: {located.asked})"
     print(f"{located.key}{via}")
     if report.document is None:
         print(f"  no live session ({report.status})")
@@ -250,8 +275,12 @@ def _duration(seconds: float | None) -> str:
 
 
 def _versions(manager: StateManager, key: str) -> list[HistoryEntry]:
-    """The live version and every version in history, newest first."""
-    snap = manager.store.get(key)
+    """The live version and every version in history, newest first (a live document
+    that cannot be read is left out: its history is what repairs it)."""
+    try:
+        snap = manager.store.get(key)
+    except CorruptState:
+        snap = None
     entries = list(manager.history(key)[1])
     if snap is not None and all(entry.version != snap.version for entry in entries):
         live = HistoryEntry(snap.version, snap.doc.get("_last_updated"), snap.doc)
@@ -398,7 +427,8 @@ def _confirmed(args: argparse.Namespace, plan: str, changed: list[Change]) -> bo
         print(redact_text(_describe(change)))
     try:
         answer = input("Go ahead? [y/N] ")
-    except EOFError:
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C: a no
+        print()
         return False
     return answer.strip().lower() in ("y", "yes")
 
@@ -444,7 +474,12 @@ def _audit(manager: StateManager, located: Located, args: argparse.Namespace) ->
     entries = [e for key in keys for e in manager.audit.read(key, args.since, args.limit)]
     entries.sort(key=lambda entry: _order(entry.id))
     entries = entries[-args.limit :]
-    _print_entries(entries, args.json)
+    if args.json and not args.follow:
+        print_json([_entry_dict(entry) for entry in entries])
+    else:
+        _print_entries(entries, args.json, quiet=True)
+    if not entries and not args.follow:
+        return fail(f"no audit entries for {located.asked} ({located.key})", MISSING)
     if not args.follow:
         return OK
     positions = {key: _newest(manager, key) for key in keys}
@@ -465,7 +500,11 @@ def _newest(manager: StateManager, key: str) -> str:
 
 
 def _audit_all(manager: StateManager, args: argparse.Namespace) -> int:
-    _print_entries(manager.audit.tail(args.since, args.limit), args.json)
+    lines = manager.audit.tail(args.since, args.limit)
+    if args.json and not args.follow:
+        print_json([_entry_dict(line) for line in lines])
+    else:
+        _print_entries(lines, args.json)
     if not args.follow:
         return OK
     positions: dict[str, str] = {}
@@ -483,8 +522,8 @@ def _order(entry_id: str) -> tuple[int, int]:
 
 
 def _print_entries(entries: Sequence[Any], as_json: bool, *, quiet: bool = False) -> None:
-    """Entries as text lines, or one JSON object per line under ``--json`` (so a
-    follower's output stays a stream a script can read line by line)."""
+    """Entries as text lines, or (following, under ``--json``) one JSON object per line,
+    so a follower's output stays a stream a script can read line by line."""
     if as_json:
         for entry in entries:
             print(json.dumps(redact_value(_entry_dict(entry)), ensure_ascii=False), flush=True)
@@ -494,7 +533,12 @@ def _print_entries(entries: Sequence[Any], as_json: bool, *, quiet: bool = False
     for entry in entries:
         line = f"{entry.id}  {entry.at}  {entry.session}  {entry.event}"
         if getattr(entry, "version_after", None) is not None:
-            line += f"  v{entry.version_before}->v{entry.version_after}"
+            before = entry.version_before
+            line += (
+                f"  v{before}->v{entry.version_after}"
+                if before is not None
+                else (f"  ->v{entry.version_after}")
+            )
         if getattr(entry, "fields", None) or getattr(entry, "removed", None):
             line += f"  changed: {', '.join(summarize(entry.fields + entry.removed))}"
         if getattr(entry, "reason", ""):

@@ -227,7 +227,7 @@ def time_left(ttl: float | None) -> str:
 
 
 def _handle(text: str) -> str:
-    handle = text.removeprefix("@")
+    handle = text.removeprefix("@").lower()
     if not handle or any(c.isspace() for c in handle):
         raise argparse.ArgumentTypeError(f"a handle is @ and a name without spaces, got {text!r}")
     return handle

@@ -99,18 +99,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+STARTS_A_STORE = frozenset({"chat", "shell", "health", "migrate", "restore"})
+"""Commands that may work on a new, empty store (``state update`` too): with no data dir
+here they still prefer a running service's store, and say which they use."""
+
+
 def choose_store(settings: Settings, args: argparse.Namespace) -> tuple[Settings, str | None]:
     """The settings to open the store with, and a refusal when there is no store to read.
 
-    May point the settings at the running service's data dir (saying so on stderr).
+    A data dir named by ``STATEHQ_DATA_DIR``, or ``./.statehq`` when it exists, is used as
+    it is. Otherwise the running service's store is used (said on stderr); with none
+    running, a command that reads existing state refuses, and one that may start a store
+    says that it starts one here.
     """
-    if args.url or settings.redis_url or args.command not in READS_EXISTING:
+    starts = args.command in STARTS_A_STORE or (
+        args.command == "state" and getattr(args, "action", None) == "update"
+    )
+    if args.url or settings.redis_url or not (starts or args.command in READS_EXISTING):
         return settings, None
-    if args.command == "state" and getattr(args, "action", None) == "update":
-        return settings, None  # an update may start a member's session
     data_dir = settings.data_dir.expanduser().resolve()
     if data_dir.exists() or os.environ.get("STATEHQ_DATA_DIR"):
-        if not data_dir.exists():
+        if not data_dir.exists() and not starts:
             return settings, f"there is no statehq data in {data_dir} (STATEHQ_DATA_DIR)"
         return settings, None
     services = [s for s in running_services() if s.data_dir.exists()]
@@ -128,6 +137,9 @@ def choose_store(settings: Settings, args: argparse.Namespace) -> tuple[Settings
             f"there is no statehq data in {data_dir}, and {len(services)} services are "
             f"running: {listed}. Choose one with STATEHQ_DATA_DIR"
         )
+    if starts:
+        print(f"statehq: starting a new embedded store in {data_dir}", file=sys.stderr)
+        return settings, None
     return settings, (
         f"there is no statehq data in {data_dir} (the embedded store lives in "
         f"STATEHQ_DATA_DIR, ./.statehq by default) and no statehq service is running on "

@@ -36,6 +36,12 @@ class CredexBot:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
+    def member_for_handle(self, handle: str) -> str | None:
+        """The member with this account handle, when the backend can say without a
+        member's token (the built-in ledger can; a remote one is asked nothing)."""
+        lookup = getattr(self.backend, "member_for_handle", None)
+        return lookup(handle) if lookup is not None else None
+
     # -- the engine's hooks --------------------------------------------------------------
 
     def home(self, turn: Turn) -> list[Message]:

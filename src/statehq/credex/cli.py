@@ -14,12 +14,37 @@ from .app import open_ledger
 
 def cli_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``ledger`` to the ``statehq`` grammar."""
-    ledger = commands.add_parser("ledger", help="the credex bot's built-in ledger")
+
+    def parser(
+        within: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        help: str,
+        example: str,
+    ) -> argparse.ArgumentParser:
+        return within.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    ledger = parser(commands, "ledger", "the credex bot's built-in ledger", "statehq ledger seed")
     actions = ledger.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("seed", help="create the demo members of the README tour (idempotent)")
-    serve = actions.add_parser("serve", help="serve the ledger as a credex-core compatible API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8100)
+    parser(
+        actions,
+        "seed",
+        "create the demo members of the README tour (idempotent)",
+        "statehq ledger seed",
+    )
+    serve = parser(
+        actions,
+        "serve",
+        "serve the ledger as a credex-core compatible API",
+        "statehq ledger serve --port 8100",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="listen address")
+    serve.add_argument("--port", type=int, default=8100, help="port (default 8100)")
 
 
 def run_cli(settings: BotSettings, args: argparse.Namespace) -> int | None:

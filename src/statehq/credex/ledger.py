@@ -238,6 +238,12 @@ class Ledger:
         with self._db.read() as conn:
             return q.account_by_handle(conn, normalize_handle(handle))
 
+    def member_for_handle(self, handle: str) -> str | None:
+        """The member owning the account ``handle`` (case-insensitive, '@' allowed), for
+        operators (``statehq state show @handle``): local, so no token is asked."""
+        with self._db.read() as conn:
+            return q.member_of_handle(conn, normalize_handle(handle))
+
     def ledger(self, token: str, account_id: str, *, offset: int = 0, limit: int = 5) -> LedgerPage:
         """Settled movements of one of the member's accounts, newest first."""
         member_id = self._tokens.verify(token).member_id

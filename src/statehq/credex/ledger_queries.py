@@ -62,6 +62,14 @@ def account_by_handle(conn: sqlite3.Connection, handle: str) -> Account | None:
     return None if row is None else account_from_row(row)
 
 
+def member_of_handle(conn: sqlite3.Connection, handle: str) -> str | None:
+    """The member id owning the account with this (normalized) handle, or None."""
+    row = conn.execute(
+        "SELECT member_id FROM accounts WHERE handle = ? AND type != ?", (handle, SYSTEM_TYPE)
+    ).fetchone()
+    return None if row is None else str(row["member_id"])
+
+
 def member_accounts(conn: sqlite3.Connection, member_id: str) -> tuple[Account, ...]:
     """A member's accounts, the personal one first, then in order of creation."""
     rows = conn.execute(

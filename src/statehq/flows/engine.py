@@ -16,7 +16,7 @@ an older version is stale (see :mod:`statehq.flows.inbound`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from .. import metrics
 from ..errors import VersionConflict
 from ..redact import get_logger, mask_identity, redact_text
 from ..state import StateManager
+from ..state.manager import Prefetched
 from ..store import Lease
 from ..store.audit import AuditEvent
 from ..store.operations import Outbox
@@ -112,6 +113,7 @@ class Headquarters:
         *,
         lease: Lease | None = None,
         outbox: Callable[[list[Message]], Outbox | None] | None = None,
+        prefetched: Mapping[str, Prefetched] | None = None,
     ) -> Processed:
         """Process one message as one commit: its state change, dedup mark and replies.
 
@@ -121,11 +123,17 @@ class Headquarters:
         When the session changed meanwhile (another channel of the member), the turn
         runs again on the new state; its backend calls repeat with the same idempotency
         keys. A message already applied comes back ``duplicate``, with nothing written.
+
+        ``prefetched``: session reads made ahead (see :meth:`StateManager.open`); the
+        first attempt uses them, a run again after a conflict reads afresh.
         """
         give_up = time.monotonic() + self.manager.store.settings.mutate_deadline
         while True:
             # No touch: the commit below slides the session's TTL, even when quiet.
-            session = self.manager.open(inbound.channel, lease=lease, touch=False)
+            session = self.manager.open(
+                inbound.channel, lease=lease, touch=False, prefetched=prefetched
+            )
+            prefetched = None
             session.begin_turn()
             turn = Turn(self, session, inbound)
             replies = _stamped(self._replies(turn), session.turn_version, session.key)

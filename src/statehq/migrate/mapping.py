@@ -45,6 +45,7 @@ from .pieces import (
     object_or_none,
     pick_token,
     stage_of,
+    statehq_account,
     whatsapp_channel,
 )
 from .source import LegacyPart, LegacySession
@@ -278,14 +279,25 @@ def _assemble(
     }
     optional = {
         "jwt_token": token,
-        "profile": found.profile,
-        "current_account": found.current_account,
+        "profile": _profile_accounts(found.profile, notes),
+        "current_account": statehq_account(found.current_account, "current_account", notes),
     }
     doc.update({name: value for name, value in optional.items() if value is not None})
     if member is not None and signed_in:
         doc["member_id"] = member
         return member_key(member), doc, (channel.key,)
     return channel.key, doc, ()
+
+
+def _profile_accounts(profile: dict[str, Any] | None, notes: Notes) -> dict[str, Any] | None:
+    """``profile`` with its accounts under the names statehq's bots read."""
+    if profile is None or not isinstance(profile.get("accounts"), list):
+        return profile
+    accounts = [
+        statehq_account(account, f"profile.accounts[{n}]", notes)
+        for n, account in enumerate(profile["accounts"])
+    ]
+    return {**profile, "accounts": accounts}
 
 
 def _validated(doc: dict[str, Any], outline: BotOutline, notes: Notes) -> dict[str, Any]:

@@ -132,6 +132,31 @@ def object_or_none(value: Any, where: str, notes: Notes) -> dict[str, Any] | Non
     return None
 
 
+ACCOUNT_FIELDS = {
+    "accountID": "id",
+    "accountHandle": "handle",
+    "accountName": "name",
+    "accountType": "type",
+    "defaultDenom": "default_denomination",
+}
+"""credex-core's account field names -> the names statehq's bots read (``account["id"]``)."""
+
+
+def statehq_account(account: Any, where: str, notes: Notes) -> Any:
+    """A legacy account object under the names statehq's bots read; fields with no such
+    name are dropped and noted (a bot that reads ``account["id"]`` must find it)."""
+    if not isinstance(account, dict):
+        return account
+    renamed: dict[str, Any] = {}
+    for name, value in account.items():
+        new = ACCOUNT_FIELDS.get(name, name if name in ACCOUNT_FIELDS.values() else None)
+        if new is None:
+            notes.drop(f"{where}.{name}", "not an account field statehq's bots read; dropped")
+        else:
+            renamed[new] = value
+    return renamed
+
+
 def account_by_id(accounts: Any, account_id: Any, notes: Notes) -> dict[str, Any] | None:
     """The account ``active_account_id`` names among the dashboard's accounts."""
     if account_id is None:

@@ -5,8 +5,10 @@ The file (format 1) is UTF-8 JSON Lines. The first line is a header::
     {"statehq_backup": 1, "created": "2026-11-22T08:00:00.000000Z", "sessions": 1234,
      "with_audit": false, "statehq": "0.1.0"}
 
-and every other line is one session (:class:`statehq.store.SessionRecord`: document,
-version, TTL, history, bound channels, and the audit trail when taken with it).
+then one line per session (:class:`statehq.store.SessionRecord`: document, version,
+TTL, history, bound channels, and the audit trail when taken with it), and a last line
+``{"statehq_backup_end": {"sessions": n}}`` saying how many were written: a file cut
+short (a full disk, a partial copy) is told apart from a complete one.
 ``sessions`` is how many sessions the backup found when it started; one that expires
 before it is read is left out, so the file may hold fewer.
 
@@ -175,6 +177,7 @@ def write_backup(
             summary.audit_entries += len(record.audit or ())
         if progress is not None:
             progress(done, len(keys))
+    stream.write(json.dumps({END: {"sessions": summary.sessions}}).encode() + b"\n")
     return summary
 
 
@@ -185,22 +188,62 @@ def _timestamp(moment: datetime) -> str:
 # -- restore -----------------------------------------------------------------------------
 
 
-def read_backup(stream: IO[bytes]) -> tuple[BackupHeader, Iterator[tuple[int, bytes]]]:
-    """The header, and the remaining lines with their numbers (blank lines left out).
+END = "statehq_backup_end"
+"""The key of the last line, which counts the sessions written."""
 
-    Raises :class:`InvalidInput` when the first line is not a backup header.
+
+@dataclass
+class Ending:
+    """What the end of a backup file said: the sessions it counts (None: no end line)."""
+
+    sessions: int | None = None
+    records: int = 0
+
+    def problem(self) -> str | None:
+        """Why the file is not whole, if it is not."""
+        if self.sessions is None:
+            return (
+                f"the file ends without its last line after {self.records} sessions: "
+                f"it was cut short (a full disk, a partial copy?)"
+            )
+        if self.sessions != self.records:
+            return f"the file holds {self.records} sessions, its last line counts {self.sessions}"
+        return None
+
+
+def read_backup(
+    stream: IO[bytes], ending: Ending | None = None
+) -> tuple[BackupHeader, Iterator[tuple[int, bytes]]]:
+    """The header, and the session lines with their numbers (blank lines left out).
+
+    The end line is not yielded: it is recorded in ``ending``. Raises
+    :class:`InvalidInput` when the first line is not a backup header.
     """
     first = stream.readline()
     if not first.strip():
         raise InvalidInput("is empty, not a statehq backup")
     header = BackupHeader.parse(first)
+    end = ending if ending is not None else Ending()
 
     def lines() -> Iterator[tuple[int, bytes]]:
         for number, line in enumerate(stream, start=2):
-            if line.strip():
-                yield number, line
+            if not line.strip():
+                continue
+            if line.startswith(b'{"' + END.encode()):
+                end.sessions = _counted(line)
+                continue
+            end.records += 1
+            yield number, line
 
     return header, lines()
+
+
+def _counted(line: bytes) -> int:
+    try:
+        count = json.loads(line)[END]["sessions"]
+    except (ValueError, KeyError, TypeError):
+        return -1
+    return count if isinstance(count, int) else -1
 
 
 def restore_backup(
@@ -212,7 +255,8 @@ def restore_backup(
     reason: str = "restore from backup",
 ) -> RestoreSummary:
     """Restore every session in ``stream`` (see the module docstring)."""
-    header, lines = read_backup(stream)
+    ending = Ending()
+    header, lines = read_backup(stream, ending)
     summary = RestoreSummary(created=header.created)
     for done, (number, line) in enumerate(lines, start=1):
         try:
@@ -230,6 +274,9 @@ def restore_backup(
             summary.audit_added += outcome.audit_added
         if progress is not None:
             progress(done, header.sessions)
+    cut = ending.problem()
+    if cut:
+        summary.invalid.append(cut)
     return summary
 
 

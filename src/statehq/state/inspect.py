@@ -45,8 +45,11 @@ class SessionReport:
     version: int | None
     ttl: float | None
     document: dict[str, Any] | None
+    """The document, secrets redacted (None without a live session)."""
     bound_channels: list[str]
     waiting: list[Waiting] = field(default_factory=list)
+    raw: dict[str, Any] | None = None
+    """The document as stored, unredacted: for checks, never for printing."""
 
     @property
     def flow(self) -> str | None:
@@ -128,6 +131,7 @@ def inspect(manager: StateManager, located: Located) -> SessionReport:
         document=document,
         bound_channels=bound,
         waiting=waiting,
+        raw=snap.doc if snap else None,
     )
 
 

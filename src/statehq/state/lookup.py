@@ -66,7 +66,8 @@ def locate(
     """The session ``asked`` names; :class:`NoLiveSession` when it names none.
 
     ``starting``: the caller may start a session (an update), so a bare word that names
-    none is taken as a member id, as ``member:<word>`` would be.
+    none is taken as a member id, as ``member:<word>`` would be - but not a phone number,
+    whose channel would be a guess.
 
     Raises :class:`InvalidInput` for words that cannot be an id, and
     :class:`AmbiguousMember` when a bare id has sessions on several channels.
@@ -77,6 +78,11 @@ def locate(
     if text.startswith("@"):
         return _by_handle(manager, asked, text[1:], handles)
     kind, sep, rest = text.partition(":")
+    if sep and not rest and (kind == MEMBER_PREFIX or kind in CHANNEL_TYPES):
+        example = "m-7" if kind == MEMBER_PREFIX else "263771234567"
+        raise InvalidInput(
+            f"{text!r} names no one: give the id after the colon, e.g. {kind}:{example}"
+        )
     if sep and (kind == MEMBER_PREFIX or kind in CHANNEL_TYPES) and rest:
         return _found(
             manager,
@@ -102,8 +108,12 @@ def _bare(manager: StateManager, asked: str, word: str, starting: bool) -> Locat
     candidates = [(member_key(word), "member id")]
     candidates += [(f"{kind}:{word}", f"phone on {kind}") for kind in sorted(CHANNEL_TYPES)]
     found = [(key, via) for key, via in candidates if _exists(manager, key)]
-    if not found and starting:
+    if not found and starting and word == asked.strip() and not word.isdigit():
         return _found(manager, asked, member_key(word), "member id (new)")
+    if not found and starting:  # a phone number: on which channel? not guessed
+        raise NoLiveSession(
+            asked, "none", f"; to start a session give it in full, e.g. whatsapp:{word}"
+        )
     if not found:
         tried = ", ".join(key for key, _ in candidates)
         raise NoLiveSession(asked, "none", f"; tried {tried}")
@@ -125,15 +135,14 @@ def _exists(manager: StateManager, key: str) -> bool:
 def _by_handle(
     manager: StateManager, asked: str, handle: str, handles: HandleResolver | None
 ) -> Located:
-    """The bot's ``member_for_handle`` when it has one; else the live sessions whose
-    current account has the handle (a SCAN of the store: fine for an operator, not for
-    a hot path)."""
+    """The bot's ``member_for_handle`` when it knows the handle; else the live sessions
+    whose current account has it (a SCAN of the store: fine for an operator, not for a
+    hot path). Handles are matched without regard to case."""
     if not handle:
         raise InvalidInput("a handle follows the @, e.g. @tendai_moyo")
-    if handles is not None:
-        member = handles(handle)
-        if member is None:
-            raise NoLiveSession(asked, "none", "; the bot knows no member with that handle")
+    handle = handle.lower()
+    member = handles(handle) if handles is not None else None
+    if member is not None:
         return _found(manager, asked, member_key(member), f"handle @{handle}")
     sessions = _sessions_with_handle(manager, handle)
     if not sessions:

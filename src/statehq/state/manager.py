@@ -13,10 +13,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from .. import metrics
-from ..errors import CorruptState, InvalidInput, NoLiveSession, SessionMoved, VersionConflict
+from ..errors import (
+    CorruptState,
+    InvalidInput,
+    NoLiveSession,
+    SessionMoved,
+    StateError,
+    TransitionRefused,
+    VersionConflict,
+)
 from ..store import HistoryEntry, Lease, SessionStatus, Snapshot, StateStore
 from ..store.audit import AuditEntry, AuditEvent, TailEntry
 from ..store.operations import Clock, utc_now
@@ -67,7 +75,12 @@ class StateManager:
         self.audit = AuditLog(store)
 
     def open(
-        self, who: ChannelId | str, *, lease: Lease | None = None, touch: bool = True
+        self,
+        who: ChannelId | str,
+        *,
+        lease: Lease | None = None,
+        touch: bool = True,
+        prefetched: Mapping[str, Prefetched] | None = None,
     ) -> MemberSession:
         """The live session of a channel identity (or ``member:<id>``), started if needed.
 
@@ -75,11 +88,16 @@ class StateManager:
         (see ``session.recovered``); starts a new session after expiry with the identity
         kept (``session.expired`` is then true). Opening slides the session's TTL unless
         ``touch`` is false (a turn's commit slides it anyway).
+
+        ``prefetched``: what ``store.get`` returned (or raised) for some session keys,
+        read by the caller in a round trip it made anyway (a worker reads the session
+        with the message it takes). Each is used once, in place of reading that key.
         """
         channel, key = _parse(who)
+        known = dict(prefetched) if prefetched else {}
         for _ in range(3):
             try:
-                snap = self.store.get(key)
+                snap = _read(self.store, key, known)
             except SessionMoved as moved:
                 key = moved.target
                 continue
@@ -113,9 +131,14 @@ class StateManager:
         channel, key = _parse(who)
         key = self.store.resolve(key)
         if self.store.get(key) is None:
+            # Every rule the write will meet - the document's and the stage transition
+            # from the fresh session's INIT - checked before the session is started.
             fresh = self._fresh_document(key, channel)
             merged = merge_patch(copy.deepcopy(fresh), copy.deepcopy(dict(patch)))
             self.validator.check(key, {}, merged, identity=True)
+            source, target = fresh["stage"], merged.get("stage", STAGE_INIT)
+            if isinstance(target, str) and not self.stages.allows(source, target):
+                raise TransitionRefused(key, source, target, self.stages.targets(source))
         session = self.open(who)
         if expect is not None and session.version != expect:
             raise VersionConflict(session.key, expect, session.version)
@@ -219,6 +242,21 @@ class StateManager:
         if snap is None:
             return self._start(key, channel, lease)
         return MemberSession(self, key, channel, snap, recovered=result, lease=lease)
+
+
+Prefetched: TypeAlias = Snapshot | StateError | None
+"""What ``StateStore.get`` returned for a key, or the error it raised (a moved session,
+corrupt state): a read made ahead, handed to :meth:`StateManager.open`."""
+
+
+def _read(store: StateStore, key: str, known: dict[str, Prefetched]) -> Snapshot | None:
+    """``key``'s snapshot: the one read ahead, once, else a fresh read."""
+    if key not in known:
+        return store.get(key)
+    found = known.pop(key)
+    if isinstance(found, StateError):
+        raise found
+    return found
 
 
 def _parse(who: ChannelId | str) -> tuple[ChannelId | None, str]:

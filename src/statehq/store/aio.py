@@ -13,10 +13,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from ..config import Settings, StoreSettings, store_settings_of
-from ..errors import StoreUnavailable
+from ..errors import StateError, StoreUnavailable
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
-from . import clients, maintenance, routes
+from . import clients, maintenance, pipelining, routes
 from . import requests as ops
 from . import survey as store_survey
 from .audit import AuditEntry, AuditEvent, TailEntry
@@ -126,7 +126,9 @@ class AsyncStateStore:
             return await self._perform_timed(request)
         finally:
             if not isinstance(request, ops.Sleep):
-                STORE_OPERATIONS.labels(ops.name_of(request)).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                for name in ops.names_of(request):
+                    STORE_OPERATIONS.labels(name).observe(elapsed)
 
     async def _perform_timed(self, request: ops.Request) -> Any:
         if isinstance(request, ops.Sleep):
@@ -144,7 +146,9 @@ class AsyncStateStore:
         finally:
             self._turns.release()
 
-    async def _call(self, request: ops.Script | ops.Command | ops.Scan | ops.Batch) -> Any:
+    async def _call(
+        self, request: ops.Script | ops.Command | ops.Scan | ops.Batch | ops.Pipeline
+    ) -> Any:
         try:
             if isinstance(request, ops.Script):
                 return await self._evalsha(request)
@@ -152,6 +156,8 @@ class AsyncStateStore:
                 return await self._scan(request)
             if isinstance(request, ops.Batch):
                 return await self._batch(request)
+            if isinstance(request, ops.Pipeline):
+                return await self._pipeline(request)
             if request.args[0] == "SCRIPT":  # every master of a Cluster keeps its own cache
                 return await self._script(*request.args[1:])
             return await self._client.execute_command(*request.args)
@@ -174,6 +180,33 @@ class AsyncStateStore:
         for command in request.commands:
             pipe.execute_command(*command.args)
         return ops.batch_replies(await pipe.execute(raise_on_error=False))
+
+    async def _pipeline(self, request: ops.Pipeline) -> list[Any]:
+        """See :class:`~statehq.store.requests.Pipeline`; the twin of the blocking driver's."""
+        if len(request.requests) == 1:
+            try:
+                return [await self._call(request.requests[0])]
+            except StateError as error:
+                return pipelining.in_place(error)
+        replies: list[Any] = []
+        for group in pipelining.groups(request.requests, isinstance(self._client, RedisCluster)):
+            raw = await self._send(group)
+            start = pipelining.first_forgotten(raw)
+            if start is not None:  # the server restarted or its scripts were flushed
+                # Every script, not only these: a server left with some scripts and not
+                # others would run part of a later pipeline before refusing the rest.
+                for source in self._scripts.sources.values():
+                    await self._client.script_load(source)
+                raw = raw[:start] + await self._send(group[start:])
+            replies.extend(pipelining.outcomes(group, raw, self._where()))
+        return replies
+
+    async def _send(self, group: list[pipelining.Piece]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for request in group:
+            pipe.execute_command(*pipelining.command_of(request, self._scripts))
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
         if not isinstance(self._client, RedisCluster):

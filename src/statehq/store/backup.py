@@ -7,9 +7,11 @@
   script call (``session_export.lua``): all of a session's keys share a hash tag, so the
   read is atomic on a Cluster too, and the record is consistent while writes continue.
 - :func:`restore` writes one record back in one script call (``session_restore.lua``):
-  refused when the live session is newer (or differs at the same version) unless
-  forced, nothing written when the live session already is the record, else document,
-  history, version marker and TTL exactly as recorded, with one audit entry. The
+  refused when the live session is newer (or differs at the same version), nothing
+  written when the live session already is the record, else document, history, version
+  marker and TTL exactly as recorded, with one audit entry. Forced over a live session,
+  the record's document is written as that session's next version instead (as a
+  rollback does): versions never go back, and the live one stays in history. The
   record's bindings are then restored as routes, each with the ``bind`` script.
 
 Records are semantic (:mod:`statehq.store.records`): this module is the one place that
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptState, DocumentTooLarge, IdentityError, SessionMoved, VersionConflict
-from . import codec, routes
+from . import codec, history, routes
 from .audit import AuditEvent, decode_entry, entry_args
 from .records import HistoryRecord, SessionRecord
 from .requests import Command, Operation, Scan, Script
@@ -166,16 +168,11 @@ def export(
 
 
 def _history(encoded: list[bytes], key: str) -> list[HistoryRecord]:
-    entries = []
-    for raw in encoded:
-        try:
-            doc = codec.decode_encoded_doc(raw, key)
-        except CorruptState:
-            continue
-        version = doc.get(codec.VERSION_FIELD)
-        if isinstance(version, int) and not isinstance(version, bool):
-            entries.append(HistoryRecord(version, _without_store_fields(doc), _last_updated(doc)))
-    return entries
+    """The stored ring (a full version, then reverse patches) as full versions."""
+    return [
+        HistoryRecord(entry.version, _without_store_fields(entry.doc), _last_updated(entry.doc))
+        for entry in history.read(encoded, key, skip_corrupt=True)
+    ]
 
 
 def _channel_key(doc: dict[str, Any]) -> str | None:
@@ -196,7 +193,8 @@ def restore(ops: Operations, record: SessionRecord, *, force: bool, event: Audit
     for a record the store cannot hold: a bad key, a document over the size limit.
     """
     keys = ops.keys.member(record.key)
-    stamp, args = _restore_args(ops, record, force, event)
+    # Never forced in the script: a live session is replaced below, as a new version.
+    stamp, args = _restore_args(ops, record, False, event)
     reply = yield Script(
         "session_restore", [keys.doc, keys.hist, keys.seen, keys.route, keys.audit], args
     )
@@ -204,9 +202,16 @@ def restore(ops: Operations, record: SessionRecord, *, force: bool, event: Audit
     if status is RestoreStatus.MOVED:
         return RestoreOutcome(record.key, status, moved_to=_text(reply[1]))
     live_version = int(reply[1]) if int(reply[1]) >= 0 else None
-    if status in REFUSED:
+    if status in REFUSED and force and live_version is not None:
+        # Forced over a live session: the backup's content becomes the next version, as
+        # a rollback does, so versions only ever go up and the live one stays in history.
+        replaced = yield from _replace_live(ops, record, live_version, event)
+        if replaced is None:  # the session changed in between: report it as found
+            return RestoreOutcome(record.key, status, live_version)
+        status = RestoreStatus.RESTORED
+    elif status in REFUSED:
         return RestoreOutcome(record.key, status, live_version)
-    if status is RestoreStatus.RESTORED:
+    if status is RestoreStatus.RESTORED and not force_replaced(reply):
         yield ops.tail_command(record.key, event.event, record.version, reply[3], stamp)
     restored, refused = [], []
     for channel in record.bindings:
@@ -215,9 +220,30 @@ def restore(ops: Operations, record: SessionRecord, *, force: bool, event: Audit
             restored.append(channel)
         elif problem:
             refused.append(problem)
+    audit_added = 0 if force_replaced(reply) else int(reply[2])
     return RestoreOutcome(
-        record.key, status, live_version, int(reply[2]), tuple(restored), tuple(refused)
+        record.key, status, live_version, audit_added, tuple(restored), tuple(refused)
     )
+
+
+def force_replaced(reply: Any) -> bool:
+    """True when the script refused and the record was written by :func:`_replace_live`
+    (its write already put its own line in the audit tail)."""
+    return _text(reply[0]) in {status.name for status in REFUSED}
+
+
+def _replace_live(
+    ops: Operations, record: SessionRecord, live_version: int, event: AuditEvent
+) -> Operation:
+    """Write the record's document as the live session's next version; None if the live
+    session moved on since it was read (nothing written then)."""
+    try:
+        snap = yield from ops.replace(
+            record.key, dict(record.doc), expected_version=live_version, audit=(event,)
+        )
+    except VersionConflict:
+        return None
+    return snap
 
 
 def _restore_args(
@@ -289,17 +315,15 @@ def _document_args(ops: Operations, record: SessionRecord, stamp: str) -> list[b
 
 def _history_args(ops: Operations, record: SessionRecord, stamp: str) -> list[bytes | str | int]:
     """The history ring, newest first, starting with the record's own version (as every
-    write leaves it: recovery and rollback read the current version from there)."""
+    write leaves it: recovery and rollback read the current version from there), stored
+    as every write stores it: that version in full, the older ones as reverse patches."""
     entries = list(record.history)
     if not entries or entries[0].version != record.version:
         entries.insert(0, HistoryRecord(record.version, record.doc, record.last_updated))
     entries = entries[: ops.settings.history_length]
-    args: list[bytes | str | int] = [len(entries)]
-    for entry in entries:
-        flat = _stored_fields(entry.doc, entry.version, entry.last_updated, stamp)
-        text = {path: leaf.decode("utf-8", "surrogatepass") for path, leaf in flat.items()}
-        args.append(_bytes(json.dumps(text, ensure_ascii=False, separators=(",", ":"))))
-    return args
+    flats = [_stored_fields(e.doc, e.version, e.last_updated, stamp) for e in entries]
+    ring = history.write(flats)
+    return [len(ring), *ring]
 
 
 def _audit_args(ops: Operations, record: SessionRecord) -> list[bytes | str | int]:

@@ -74,6 +74,7 @@ def parse(url: str) -> Target:
     _, secure, topology = matched.groups()
     tls = bool(secure)
     if topology is None:
+        _check_single(url, rest)
         return Target(SINGLE, f"{'rediss' if tls else 'redis'}://{rest}", tls=tls)
     parts = urlsplit(f"x://{rest}")
     netloc = parts.netloc
@@ -103,6 +104,30 @@ def parse(url: str) -> Target:
         username=username,
         password=password,
     )
+
+
+def _check_single(url: str, rest: str) -> None:
+    """What redis-py would misread or crash on: a port out of range, a database that is
+    not a number (it would silently use database 0)."""
+    parts = urlsplit(f"x://{rest}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{VARIABLE}: the port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise ConfigError(f"{VARIABLE}: the port must be a number from 1 to 65535")
+    if not parts.hostname:
+        raise ConfigError(f"{VARIABLE}: {redact_host(url)} names no host")
+    path = parts.path.strip("/")
+    if path:
+        _db(path)
+
+
+def redact_host(url: str) -> str:
+    """``url`` without its password, for a message."""
+    scheme, _, rest = url.partition("://")
+    _, at, host = rest.rpartition("@")
+    return f"{scheme}://{'***@' if at else ''}{host}"
 
 
 def _credentials(raw: str) -> tuple[str | None, str | None]:

@@ -19,6 +19,9 @@ Operations sent to the server are triples ``(op, path, value)``:
     D path ""     delete path and its subtree
     P name ""     cleanup: keep this top-level name ...
     C "" ""       ... and delete every top-level field not kept
+    E "" ""       refuse (ABSENT) when there is no document
+    H "" ""       record the history's patch against the history's own copy of the current
+                  version, not the hash (a replace: the hash may be damaged)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ STORE_FIELDS = frozenset({VERSION_FIELD, UPDATED_FIELD})
 MAX_DEPTH = 64
 
 Op = tuple[bytes, bytes, bytes]
+REBASE: Op = (b"H", b"", b"")
 _encode_leaf = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 

@@ -288,6 +288,11 @@ class EmbeddedValkey:
             "save": '""',
             "maxmemory": s.maxmemory,
             "maxmemory-policy": "noeviction",
+            # Memory per session (issue 17). A session document holds a ~270-byte token:
+            # at the 64-byte default its hash is a hashtable (1.9 KB), not a listpack (1.1 KB).
+            "hash-max-listpack-value": "1024",
+            # A stream's newest node is allocated whole; most audit trails are a few entries.
+            "stream-node-max-bytes": "2048",
         }
         header = "# written by statehq on every start; edit the STATEHQ_* settings instead\n"
         return header + "".join(f"{key} {value}\n" for key, value in lines.items())

@@ -4,7 +4,8 @@ All keys of one member share the hash tag ``{<member_id>}``, so every script tou
 single Cluster slot and runs on Redis Cluster unchanged::
 
     <prefix>:{<member>}:doc       hash    path -> JSON leaf: the document  (session TTL)
-    <prefix>:{<member>}:hist      list    newest-first past versions       (session TTL)
+    <prefix>:{<member>}:hist      list    versions, newest first: the newest  (session TTL)
+                                          in full, older ones as reverse patches
     <prefix>:{<member>}:seen      string  last version written             (TTL + expired memory)
     <prefix>:{<member>}:lease     string  "<token>:<holder>"               (lease TTL)
     <prefix>:{<member>}:fence     string  fencing-token counter            (1 day, refreshed)

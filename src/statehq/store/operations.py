@@ -22,7 +22,6 @@ from typing import Any
 
 from ..config import Settings, StoreSettings, store_settings_of
 from ..errors import (
-    CorruptState,
     DocumentTooLarge,
     InvalidInput,
     LeaseBusy,
@@ -34,7 +33,7 @@ from ..errors import (
 )
 from ..metrics import CONFLICTS
 from ..redact import redact_text
-from . import codec
+from . import codec, history
 from .audit import AuditEvent, secret_names, timestamp_leaf
 from .keys import KeySpace, MemberKeys
 from .models import HistoryEntry, Lease, SessionStatus, Snapshot
@@ -86,17 +85,7 @@ class Operations:
         """Past versions, newest first; with ``skip_corrupt`` undecodable ones are left out."""
         keys = self.keys.member(member_id)
         entries = yield Command(("LRANGE", keys.hist, "0", "-1"))
-        result = []
-        for raw in entries:
-            try:
-                doc = codec.decode_encoded_doc(raw, member_id)
-                version = int(doc["_version"])
-            except (CorruptState, KeyError, TypeError, ValueError):
-                if skip_corrupt:
-                    continue
-                raise CorruptState(member_id, "a history entry cannot be decoded") from None
-            result.append(HistoryEntry(version, doc.get("_last_updated"), doc))
-        return result
+        return history.read(entries, member_id, skip_corrupt=skip_corrupt)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -246,8 +235,12 @@ class Operations:
         return (yield from self.write(member_id, codec.patch_ops(patch), **kw))
 
     def replace(self, member_id: str, doc: dict[str, Any], **kw: Any) -> Operation:
-        """Write ``doc`` whole without reading what is stored (which may be unreadable)."""
-        ops = [*codec.cleanup_ops(()), *codec.replace_ops({}, doc)]
+        """Write ``doc`` whole without reading what is stored (which may be unreadable).
+
+        The history's patch back to the version replaced is taken from the history's own
+        copy of it (the "H" op), not from the stored document, which may be damaged.
+        """
+        ops = [codec.REBASE, *codec.cleanup_ops(()), *codec.replace_ops({}, doc)]
         return (yield from self.write(member_id, ops, **kw))
 
     def cleanup(self, member_id: str, preserve: tuple[str, ...], **kw: Any) -> Operation:

@@ -12,9 +12,10 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from ..config import Settings, StoreSettings, store_settings_of
+from ..errors import StateError
 from ..metrics import STORE_OPERATIONS
 from . import audit as trail
-from . import backup, clients, codec, maintenance, routes
+from . import backup, clients, codec, maintenance, pipelining, routes
 from . import requests as ops
 from . import survey as store_survey
 from .audit import AuditEntry, AuditEvent, TailEntry
@@ -123,7 +124,9 @@ class StateStore:
             return self._perform_timed(request)
         finally:
             if not isinstance(request, ops.Sleep):
-                STORE_OPERATIONS.labels(ops.name_of(request)).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                for name in ops.names_of(request):
+                    STORE_OPERATIONS.labels(name).observe(elapsed)
 
     def _perform_timed(self, request: ops.Request) -> Any:
         if isinstance(request, ops.Sleep):
@@ -136,6 +139,8 @@ class StateStore:
                 return self._scan(request)
             if isinstance(request, ops.Batch):
                 return self._batch(request)
+            if isinstance(request, ops.Pipeline):
+                return self._pipeline(request)
             if request.args[0] == "SCRIPT":  # every master of a Cluster keeps its own cache
                 return self._script(*request.args[1:])
             return self._client.execute_command(*request.args)  # type: ignore[no-untyped-call]
@@ -168,6 +173,41 @@ class StateStore:
         for command in request.commands:
             pipe.execute_command(*command.args)
         return ops.batch_replies(pipe.execute(raise_on_error=False))
+
+    def _pipeline(self, request: ops.Pipeline) -> list[Any]:
+        """See :class:`~statehq.store.requests.Pipeline`: in order, errors in their place."""
+        if len(request.requests) == 1:
+            try:
+                return [self._perform_timed(request.requests[0])]
+            except StateError as error:
+                return pipelining.in_place(error)
+        replies: list[Any] = []
+        for group in pipelining.groups(request.requests, isinstance(self._client, RedisCluster)):
+            raw = self._send(group)
+            start = pipelining.first_forgotten(raw)
+            if start is not None:  # the server restarted or its scripts were flushed
+                # Every script, not only these: a server left with some scripts and not
+                # others would run part of a later pipeline before refusing the rest.
+                for source in self._scripts.sources.values():
+                    self._client.script_load(source)
+                raw = raw[:start] + self._send(group[start:])
+            replies.extend(pipelining.outcomes(group, raw, self._where()))
+        return replies
+
+    def _send(self, group: list[pipelining.Piece]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        route: dict[str, Any] = {}
+        slot = pipelining.slot_of(group[0])
+        if isinstance(self._client, RedisCluster) and slot is not None:
+            # The group is one slot: name its node. Left to find a script's keys itself,
+            # redis-py's ClusterPipeline asks COMMAND GETKEYS of the node it started
+            # from, and after a failover that node stays dead: no pipeline would run
+            # again (a redirect is still followed, and a dead node refreshes the map).
+            route["target_nodes"] = self._client.nodes_manager.get_node_from_slot(slot)
+        for request in group:
+            pipe.execute_command(*pipelining.command_of(request, self._scripts), **route)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        return replies
 
     def _scan(self, request: ops.Scan) -> tuple[str, list[bytes]]:
         if not isinstance(self._client, RedisCluster):

@@ -124,6 +124,7 @@ class Received:
     at: float
     status: int
     answer: dict[str, Any]
+    peer: str = ""  # the client's "host:port": one per connection, so reuse can be counted
 
     @property
     def is_read(self) -> bool:
@@ -152,8 +153,12 @@ class FakeGraph:
     bearer token is answered 401 (code 190). With ``phone_number_ids`` set, any other
     phone number id is answered 400 (code 100, subcode 33); without, every id is one.
     :attr:`display_phone_number` and :attr:`verified_name` are what a lookup of a number
-    answers. ``delay`` (seconds) slows every answer. Started once, stopped once; the
-    accessors are safe from any thread.
+    answers. ``delay`` (seconds) slows every answer. ``chunked`` sends answers with
+    ``Transfer-Encoding: chunked`` instead of a ``Content-Length``; ``close_connections``
+    ends each connection after its answer (``Connection: close``). With ``ssl_certfile``
+    and ``ssl_keyfile`` it speaks https (see
+    :func:`~statehq.testing.topologies.tls.make_certificates`). Started once, stopped
+    once; the accessors are safe from any thread.
     """
 
     def __init__(
@@ -162,18 +167,24 @@ class FakeGraph:
         port: int = 0,
         access_token: str | None = None,
         phone_number_ids: Iterable[str] | None = None,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.access_token = access_token
         self.phone_number_ids = frozenset(phone_number_ids) if phone_number_ids else None
         self.display_phone_number = "+1 555-010-0199"
         self.verified_name = "statehq test number"
         self.delay = 0.0
+        self.chunked = False
+        self.close_connections = False
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = _listen(host, port, family)
         bound = self._sock.getsockname()[1]
-        self.url = (
-            f"http://[{host}]:{bound}" if family == socket.AF_INET6 else f"http://{host}:{bound}"
-        )
+        self._certificate = (ssl_certfile, ssl_keyfile)
+        scheme = "https" if ssl_certfile else "http"
+        shown = f"[{host}]" if family == socket.AF_INET6 else host
+        self.url = f"{scheme}://{shown}:{bound}"
         self._changed = threading.Condition()
         self._received: list[Received] = []
         self._failures: deque[_Failure] = deque()
@@ -194,6 +205,8 @@ class FakeGraph:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=1,
+            ssl_certfile=self._certificate[0],
+            ssl_keyfile=self._certificate[1],
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -353,11 +366,13 @@ class FakeGraph:
             status, answer = 400, error_payload(100, details="The body is not a JSON object.")
         else:
             status, answer = self._answer(body, authorization, phone)
-        record = Received(phone, body, authorization, time.monotonic(), status, answer)
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else ""
+        record = Received(phone, body, authorization, time.monotonic(), status, answer, peer)
         with self._changed:
             self._received.append(record)
             self._changed.notify_all()
-        await _respond(send, status, answer)
+        await _respond(send, status, answer, self.chunked, self.close_connections)
 
     def _phone_number(self, phone: str, scope: Scope) -> tuple[int, dict[str, Any]]:
         """A lookup of a phone number id: its details, as Meta answers them."""
@@ -459,10 +474,20 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, payload: Any) -> None:
+async def _respond(
+    send: Send, status: int, payload: Any, chunked: bool = False, close: bool = False
+) -> None:
     data = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    headers = [(b"content-type", b"application/json")]
+    if not chunked:  # without a length, uvicorn frames the body in chunks
+        headers.append((b"content-length", b"%d" % len(data)))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    if chunked:  # two chunks, so a client must put them together
+        half = len(data) // 2
+        await send({"type": "http.response.body", "body": data[:half], "more_body": True})
+        data = data[half:]
     await send({"type": "http.response.body", "body": data})
 
 

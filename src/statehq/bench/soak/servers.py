@@ -26,7 +26,7 @@ from ...testing.topologies import (
     start_sentinel,
     start_standalone,
 )
-from ..service import _answers, _free_port, _process
+from .. import procs
 from .plan import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -144,12 +144,12 @@ def _serving(url: str, graph_url: str, work: Path, plan: SoakPlan) -> Iterator[l
         WHATSAPP_PHONE_NUMBER_ID=wh.PHONE_NUMBER_ID,
         WHATSAPP_GRAPH_URL=graph_url,
     )
-    ports = [_free_port() for _ in range(plan.processes)]
+    ports = [procs.free_port() for _ in range(plan.processes)]
     with contextlib.ExitStack() as stack:
         for n, port in enumerate(ports):
             args = [sys.executable, "-m", "statehq.cli.main", "serve", "--port", str(port)]
-            ready = partial(_answers, f"http://{HOST}:{port}/readyz")
-            stack.enter_context(_process(args, env, work / f"serve-{n}.log", ready))
+            ready = partial(procs.answers, f"http://{HOST}:{port}/readyz")
+            stack.enter_context(procs.started(args, env, work / f"serve-{n}.log", ready))
         yield ports
 
 

@@ -5,15 +5,16 @@ One read of every key that makes up the session, so the document, the version in
 it, its history and its TTL belong together even while other clients keep writing.
 
 KEYS[1]  doc    hash of path -> JSON leaf
-KEYS[2]  hist   list of encoded past versions, newest first
+KEYS[2]  hist   the history ring, newest first (a full version, then reverse patches)
 KEYS[3]  route  set when the session moved to another key (identity binding)
 KEYS[4]  audit  stream the session's audit trail
 
 ARGV[1]  "1" = include the audit stream, "" = leave it out
 
 Returns {1, ttl_ms, encoded, history, audit}  a live session: encoded = JSON object of
-                                               path -> leaf, history = list of such
-                                               objects, audit = XRANGE reply or {}
+                                               path -> leaf, history = the ring's entries
+                                               as stored (store/history.py rebuilds the
+                                               versions), audit = XRANGE reply or {}
         {3, target}                            the session now lives under target
         {0}                                    no live document (expired or never was)
 ]]

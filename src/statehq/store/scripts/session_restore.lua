@@ -9,7 +9,7 @@ so. Audit entries carried by the record are merged into the trail by id (ones al
 there are left alone), so they too are restored once however often this runs.
 
 KEYS[1]  doc    hash   path -> JSON leaf
-KEYS[2]  hist   list   encoded past versions, newest first
+KEYS[2]  hist   list   the history ring, newest first (a full version, then reverse patches)
 KEYS[3]  seen   string last version written
 KEYS[4]  route  string set when the session moved to another key
 KEYS[5]  audit  stream the session's audit trail
@@ -23,7 +23,8 @@ ARGV[6]  audit retention in ms      ARGV[7]  audit stream max length
 ARGV[8]  timestamp (JSON string)    ARGV[9..12] the restore's audit event: event, channel,
                                                reason, detail
 ARGV[13] n = document fields; then n pairs (path, leaf), _version and _last_updated included
-then     h = history entries; then h encoded versions, newest first
+then     h = history entries; then h ring entries, newest first, as store/history.py
+         writes them (opaque here)
 then     a = audit entries; then a groups of 11: id (<ms>-<seq>, ascending, none repeated),
          ts, event, channel, reason, detail, v_before, v_after, fields, removed, values
 

@@ -3,7 +3,8 @@
      and append its audit entries in the same call.
 
 KEYS[1]  doc    hash  path -> JSON leaf ("{}" marks an object)
-KEYS[2]  hist   list  newest-first encoded versions
+KEYS[2]  hist   list  the history ring, newest first: the newest version in full, each older
+               one as a reverse patch from the version after it (see store/history.py)
 KEYS[3]  seen   string last version written (outlives the session to tell "expired")
 KEYS[4]  lease  string "<token>:<holder>"
 KEYS[5]  route  string set when this session moved to another key (identity binding)
@@ -35,7 +36,14 @@ Returns one of
   {"ABSENT"}                                 an "E" op found no document
 
 Nothing is written unless the reply is OK (or QUIET). JSON is never decoded here: leaves are
-opaque strings, which is what keeps [] a list and 2**64 exact.
+opaque strings, which is what keeps [] a list and 2**64 exact. (An "H" op decodes the history's
+copy of the current version: a JSON object whose values are those opaque strings.)
+
+History: the ring's head is the current version in full (the encoded reply); a write turns
+it into the reverse patch back from the new version and pushes the new version in full. The
+patch holds what this write changed, as read from the hash; with an "H" op (replace: recovery)
+it is the difference from the head itself, so a hash damaged by hand never leaks into the
+older versions. Patch format: see store/history.py.
 ]]
 local doc_key, hist_key, seen_key, lease_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local route_key, audit_key, msg_key, outbox_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -73,6 +81,8 @@ local exists = #flat > 0
 local doc = {}
 for i = 1, #flat, 2 do doc[flat[i]] = flat[i + 1] end
 local version = exists and (tonumber(doc["_version"]) or 0) or 0
+local old_version, old_stamp = doc["_version"] or false, doc["_last_updated"] or false
+local rebase = false
 
 if msg_key then
   local produced = redis.call("GET", msg_key)
@@ -117,6 +127,8 @@ for i = first_op, #ARGV, 3 do
     end
   elseif op == "E" then
     if not exists then return {"ABSENT"} end
+  elseif op == "H" then
+    rebase = true
   else
     return redis.error_reply("ERR statehq update: unknown operation " .. tostring(op))
   end
@@ -146,11 +158,12 @@ if quiet and exists and not real_change and n_events == 0 then
   return {"QUIET", version, ttl}
 end
 
-local sets, dels, changed, removed, values = {}, {}, {}, {}, {}
+local sets, dels, changed, removed, values, differ = {}, {}, {}, {}, {}, {}
 table.sort(touched)
 for _, path in ipairs(touched) do
   local now, was = doc[path] or false, before[path]
   if now ~= was then
+    differ[#differ + 1] = path
     if now then sets[#sets + 1] = path; sets[#sets + 1] = now else dels[#dels + 1] = path end
     -- Audit names leaves, not object markers; a secret field's value is never copied.
     if now and now ~= "{}" then
@@ -164,12 +177,85 @@ for _, path in ipairs(touched) do
     end
   end
 end
+
+-- The history ring (format: store/history.py). patch_entry writes the reverse patch back to
+-- the older version: sorted paths, each with the leaf the older version has there (older[path],
+-- false for none; a path under one the older version lacks is implied and left out). Paths
+-- never hold a tab, newline or \31 (codec.py escapes them); a leaf with a newline (a hand
+-- edit) sends the patch to the JSON form.
+local function json_entry(paths, older, was_version, was_stamp)
+  local patch = {_version = was_version or false, _last_updated = was_stamp or false}
+  for _, path in ipairs(paths) do patch[path] = older[path] or false end
+  return "-" .. cjson.encode(patch)
+end
+
+local function patch_entry(paths, older, was_version, was_stamp)
+  if not (was_version and string.match(was_version, "^%d+$") and was_stamp
+      and was_stamp ~= "" and not string.find(was_stamp, "[\n\t\31]")) then
+    return json_entry(paths, older, was_version, was_stamp)
+  end
+  local lines, last_parent = {"-" .. was_version .. "\t" .. was_stamp}, nil
+  for _, path in ipairs(paths) do
+    local value = older[path] or false
+    local parent, name = string.match(path, "^(.*)%.([^.]*)$")
+    if not (value == false and parent and older[parent] == false) then
+      local shown = (parent and parent == last_parent) and ("\31" .. name) or path
+      last_parent = parent
+      if not value then
+        lines[#lines + 1] = shown
+      elseif string.find(value, "\n", 1, true) then
+        return json_entry(paths, older, was_version, was_stamp)
+      else
+        lines[#lines + 1] = shown .. "\t" .. value
+      end
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+-- The ring's head decoded, when it is the version this write replaces, in full.
+local function replaced_head()
+  local head = redis.call("LINDEX", hist_key, 0)
+  if not (head and old_version and string.byte(head, 1) == 123) then return nil end
+  if not string.find(head, '"_version":"' .. old_version .. '"', 1, true) then return nil end
+  local ok, older = pcall(cjson.decode, head)
+  if not ok or type(older) ~= "table" then return nil end
+  for _, value in pairs(older) do
+    if type(value) ~= "string" then return nil end
+  end
+  return older
+end
+
+-- What the head becomes: the patch back from the new version to the one before it (the
+-- head holds that one in full: every write and restore leaves it so), nil with no ring. It
+-- is what this write changed in the hash; with "H", the difference from the head itself.
+local function history_patch()
+  local older = rebase and replaced_head()
+  if not older then
+    if redis.call("LLEN", hist_key) == 0 then return nil end
+    return patch_entry(differ, before, old_version, old_stamp)
+  end
+  local paths = {}
+  for path, value in pairs(older) do
+    if doc[path] ~= value and path ~= "_version" and path ~= "_last_updated" then
+      paths[#paths + 1] = path
+    end
+  end
+  for path in pairs(doc) do
+    if older[path] == nil then older[path] = false; paths[#paths + 1] = path end
+  end
+  table.sort(paths)
+  return patch_entry(paths, older, older["_version"], older["_last_updated"])
+end
+
 sets[#sets + 1] = "_version"; sets[#sets + 1] = version_leaf
 sets[#sets + 1] = "_last_updated"; sets[#sets + 1] = stamp
 for i = 1, #dels, 1000 do redis.call("HDEL", doc_key, unpack(dels, i, math.min(i + 999, #dels))) end
 for i = 1, #sets, 1000 do redis.call("HSET", doc_key, unpack(sets, i, math.min(i + 999, #sets))) end
 
 local encoded = cjson.encode(doc)
+local back = exists and hist_len > 1 and history_patch()
+if back then redis.call("LSET", hist_key, 0, back) end
 redis.call("LPUSH", hist_key, encoded)
 redis.call("LTRIM", hist_key, 0, hist_len - 1)
 redis.call("PEXPIRE", doc_key, ttl)
