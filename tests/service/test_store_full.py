@@ -70,9 +70,19 @@ def full_server(tmp_path: Path) -> Iterator[EmbeddedValkey]:
     server.release()
 
 
+def _steps(worker: Worker, count: int) -> None:
+    # With the batched drain a worker's first step does not always reach the turn
+    # (about 1 run in 4 it returned without raising); within a few it does.
+    for _ in range(count):
+        worker.step()
+
+
 def _fill(store: StateStore) -> None:
+    # Far below what the server holds, not half of it: used_memory counts buffers that
+    # come and go, so half of one reading was sometimes above the next one (the write
+    # it should refuse then went through; seen on a busy CI machine).
     used = int(store._client.info("memory")["used_memory"])
-    store._client.config_set("maxmemory", str(used // 2))
+    store._client.config_set("maxmemory", str(max(1, used // 20)))
 
 
 def test_acknowledged_messages_survive_a_full_store(
@@ -95,8 +105,8 @@ def test_acknowledged_messages_survive_a_full_store(
         _fill(store)
         with pytest.raises(StoreFull):
             store.execute(inbox.push([Update(wh.message_id(), "whatsapp:1", "text", now)]))
-        with pytest.raises(StoreFull):
-            worker.step()  # the turn's commit is refused
+        with pytest.raises(StoreFull):  # the turn's commit is refused
+            _steps(worker, 5)
         time.sleep(0.1)
         worker.step()  # finishes what the refusal interrupted (on a full server)
         keys = inbox.keys.member(first.channel)
