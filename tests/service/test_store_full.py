@@ -71,8 +71,9 @@ def full_server(tmp_path: Path) -> Iterator[EmbeddedValkey]:
 
 
 def _steps(worker: Worker, count: int) -> None:
-    # With the batched drain a worker's first step does not always reach the turn
-    # (about 1 run in 4 it returned without raising); within a few it does.
+    # The refused push above still marked its sender ready (marks run on a full server,
+    # so an update a failed request queued is never stranded): a step may claim that
+    # empty sender first. Within a few steps the worker reaches the member's turn.
     for _ in range(count):
         worker.step()
 
