@@ -462,10 +462,15 @@ def test_all_member_keys_share_one_hash_tag(store: StateStore, member: str) -> N
         {"a.b": "1", "_version": "1"},  # a child whose parent object is missing
         {"a": "not json", "_version": "1"},  # a leaf that is not JSON
         {"a": "[1,", "_version": "1"},  # a truncated leaf
+        {"a": "1,2", "b": "3", "_version": "1"},  # two values in one leaf: all would shift
+        {"a": "", "_version": "1"},  # an empty leaf
+        {"a": "1", "a.b": "2", "_version": "1"},  # a child under a leaf
+        {"x": "1", "x.\\u002e.y": "2", "_version": "1"},  # a child of a missing escaped key
+        {b"\xff": "1", "_version": "1"},  # a field name that is not UTF-8
     ],
 )
 def test_corrupt_document_raises_corrupt_state(
-    store: StateStore, member: str, garbage: dict[str, str]
+    store: StateStore, member: str, garbage: dict[str | bytes, str]
 ) -> None:
     raw(store).hset(store._ops.keys.member(member).doc, mapping=garbage)
     with pytest.raises(CorruptState, match=member):

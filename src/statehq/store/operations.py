@@ -72,7 +72,7 @@ class Operations:
             raise SessionMoved(member_id, reply[1].decode())
         if reply[0] != 1:
             return None
-        return _snapshot(codec.decode_encoded_doc(reply[2], member_id), ttl_ms=reply[1])
+        return _snapshot(codec.unflatten_flat(reply[2], member_id), ttl_ms=reply[1])
 
     def status(self, member_id: str) -> Operation:
         """Active, expired (remembered for ``expired_memory``), moved, or none."""
