@@ -53,6 +53,9 @@ def _header(results: dict[str, Any]) -> list[str]:
         f"{machine['platform']}, {machine['cpu_count']} CPUs, {machine['cpu_model']}. "
         f"Every figure comes from the same private Valkey server, {machine['store']}; "
         f"every comparison is a ratio between figures of this run. Versions: {peers}.",
+        "",
+        "Where the service's CPU goes, profiled with py-spy before and after the work on "
+        "speed: [profile.md](profile.md).",
     ]
     if run["quick"]:
         lines += ["", "**A `--quick` smoke run: too short for figures worth quoting.**"]
@@ -116,7 +119,8 @@ def _contention(section: dict[str, Any], results: dict[str, Any]) -> list[str]:
         "(versions gained for `update`, counter increments for the others).",
         "- aiogram: a counting handler (`get_data`, then `update_data` with the counter + 1), "
         "bare or under `RedisEventIsolation` (aiogram's Redis lock, its defaults), as the "
-        "dispatcher runs handlers.",
+        "dispatcher runs handlers; and the same handler on statehq's aiogram storage "
+        "(`statehq.integrations.aiogram`) under its isolation, the session's fenced lease.",
     ]
 
 

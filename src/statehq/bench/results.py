@@ -232,7 +232,8 @@ def end_to_end_goals(service: ServiceResults) -> list[Goal]:
             f">= {PROCESSED_GOAL:,.0f}/s with 0 lost and 0 duplicated",
             rate,
             "messages/s",
-            f"{rate:,.0f}/s ({best.processes} processes x {best.workers} workers), "
+            f"{rate:,.0f}/s ({best.processes} process{'es' if best.processes != 1 else ''} x "
+            f"{best.workers} workers), "
             f"{best.throughput.lost} lost, {best.throughput.duplicated} duplicated",
             processed_met(best.throughput),
         )
