@@ -35,7 +35,7 @@ from ..flows.loading import BotRunner, add_bot_commands
 from ..redact import redact_text
 from ..store import AsyncStateStore, StateStore
 from ..store.health import check_health
-from . import backup, chat, dead, doctor, migrate, serve, shell, state, survey
+from . import audit, backup, chat, dead, doctor, migrate, serve, shell, state, survey
 from .common import (
     USAGE,
     Context,
@@ -89,7 +89,7 @@ def _grammar(settings: Settings | None) -> tuple[argparse.ArgumentParser, BotRun
     )
     actions = state_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     state.add_state_actions(actions, common)
-    state.add_audit_command(commands, common)
+    audit.add_audit_command(commands, common)
     _add_identity(commands, common)
     chat.add_commands(commands, common)
     dead.add_commands(commands, common)
@@ -264,7 +264,7 @@ def dispatch(context: Context, args: argparse.Namespace) -> int:
     if args.command == "state":
         return state.run_state(manager, args, handles=context.handles)
     if args.command == "audit":
-        return state.run_audit(manager, args, handles=context.handles)
+        return audit.run_audit(manager, args, handles=context.handles)
     if args.command == "identity":
         try:
             target = manager.unbind(args.channel, reason=state.audited_reason(args.reason))

@@ -1,4 +1,4 @@
-"""``statehq state ...`` and ``statehq audit``: one member's state, its past, and repairs.
+"""``statehq state ...``: one member's state, its past, and repairs.
 
     statehq state show ID              document, version, TTL, flow, channels, queues
     statehq state history ID           every version kept: stage, flow/step, what changed
@@ -7,7 +7,7 @@
     statehq state rollback ID V        restore version V as a new version
     statehq state recover ID           repair corrupt or invalid state from history
     statehq state reset ID             start over, keeping the member's identity
-    statehq audit ID [--follow]        the member's trail; audit --all --follow: everyone's
+    statehq state audit ID             the member's trail (see :mod:`.audit`)
 
 Repairs (rollback, recover, reset) show what they will do and ask on a terminal unless
 ``--yes``; each is audited with the operator's name (``STATEHQ_OPERATOR``, else the login
@@ -22,26 +22,19 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from ..digits import is_digits
-from ..errors import CorruptState, InvalidInput, NoLiveSession, VersionNotFound
-from ..redact import redact_text, redact_value
+from ..errors import CorruptState, VersionNotFound
+from ..redact import redact_text
 from ..state import StateManager
 from ..state.diffs import Change, changes, summarize
 from ..state.inspect import SessionReport, inspect
-from ..state.lookup import AmbiguousMember, HandleResolver, Located, locate
+from ..state.lookup import HandleResolver, Located
 from ..store import HistoryEntry
-from .common import MISSING, OK, USAGE, SubParsers, fail, print_json, whole_number
-
-ID_FORMS = """ID is any of:
-  whatsapp:263771234567   a channel identity (channel type, colon, identifier)
-  member:m-7 or m-7       a member id
-  263771234567            a bare phone number, tried on every channel (also +263 77 ...)
-  @tendai_moyo            a handle, where the bot can resolve it (member_for_handle)
-A channel bound to a member is followed to the member's session."""
+from . import audit
+from .common import MISSING, OK, SubParsers, fail, print_json, whole_number
+from .located import ID_FORMS, run_on_member
 
 STATE_EXAMPLES = f"""{ID_FORMS}
 
@@ -52,17 +45,6 @@ examples:
   statehq state rollback member:m-7 5 --reason "undo the bad amount" --yes
   statehq --json state show @tendai_moyo
 """
-
-AUDIT_EXAMPLES = f"""{ID_FORMS}
-
-examples:
-  statehq audit whatsapp:263771234567 --limit 20
-  statehq audit member:m-7 --since 2026-12-03T08:00:00+00:00
-  statehq audit member:m-7 --follow           new entries as they happen (Ctrl-C stops)
-  statehq audit --all --follow                every session's changes, live
-"""
-
-FOLLOW_WAIT_MS = 1000
 
 
 def add_state_actions(sub: SubParsers, common: argparse.ArgumentParser) -> None:
@@ -96,35 +78,7 @@ def add_state_actions(sub: SubParsers, common: argparse.ArgumentParser) -> None:
     for parser in (upd, rb, rc, rs):
         parser.add_argument("--reason", default="cli", help="recorded in the audit trail")
     au = action("audit", "a member's audit trail, oldest first", "id")
-    add_audit_options(au)
-
-
-def add_audit_options(parser: argparse.ArgumentParser) -> None:
-    """``--since``, ``--limit`` and ``--follow`` (for ``audit`` and ``state audit``)."""
-    parser.add_argument("--since", type=_since_arg, default=None, help="entry id or ISO time")
-    parser.add_argument(
-        "--limit", type=_limit_arg, default=100, help="entries to show (1-1000, default 100)"
-    )
-    parser.add_argument(
-        "--follow", "-f", action="store_true", help="keep printing new entries (Ctrl-C stops)"
-    )
-
-
-def add_audit_command(commands: SubParsers, common: argparse.ArgumentParser) -> None:
-    """The top-level ``audit`` command."""
-    audit = commands.add_parser(
-        "audit",
-        parents=[common],
-        help="read or follow the audit trail",
-        description="A member's audit trail, oldest first; --all for every session's.",
-        epilog=AUDIT_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    audit.add_argument("id", nargs="?", help="whose trail (omit with --all)")
-    audit.add_argument(
-        "--all", "--tail", dest="all", action="store_true", help="every session's changes"
-    )
-    add_audit_options(audit)
+    audit.add_audit_options(au)
 
 
 def _json_arg(text: str) -> Any:
@@ -138,26 +92,6 @@ def _version_arg(text: str) -> int:
     if not is_digits(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"a version is a whole number from 1, got {text!r}")
     return int(text)
-
-
-def _limit_arg(text: str) -> int:
-    if not is_digits(text) or not 1 <= int(text) <= 1000:
-        raise argparse.ArgumentTypeError(f"a limit is a whole number from 1 to 1000, got {text!r}")
-    return int(text)
-
-
-def _since_arg(text: str) -> datetime | str:
-    if is_digits(text.replace("-", "")):
-        return text
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an audit entry id or ISO time like 2026-11-22T08:00:00+00:00: {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError("give the time zone, e.g. 2026-11-22T08:00:00+00:00")
-    return moment
 
 
 def operator_name() -> str:
@@ -187,29 +121,8 @@ def run_state(
 
     ``handles`` resolves ``@handle`` IDs (the bot's ``member_for_handle``), if there is one.
     """
-    try:
-        located = locate(manager, args.id, handles=handles, starting=args.action == "update")
-        if args.action == "audit":
-            return _audit(manager, located, args)
-        return ACTIONS[args.action](manager, located, args)
-    except AmbiguousMember as ambiguous:
-        return _failed(args, str(ambiguous), USAGE)
-    except (NoLiveSession, VersionNotFound) as missing:
-        return _failed(args, str(missing), MISSING)
-    except CorruptState as corrupt:
-        hint = f"; `statehq state recover {args.id}` repairs it from history"
-        return _failed(args, f"{corrupt}{hint}", MISSING)
-    except InvalidInput as bad:
-        return _failed(args, str(bad), USAGE if args.action != "update" else MISSING)
-
-
-def _failed(args: argparse.Namespace, message: str, status: int) -> int:
-    """Say why on stderr; under ``--json`` also as ``{"error": ...}`` on stdout, so a
-    script always reads one JSON value."""
-    message = redact_text(message)
-    if args.json:
-        print_json({"error": message, "status": status})
-    return fail(message, status)
+    action = audit.show_trail if args.action == "audit" else ACTIONS[args.action]
+    return run_on_member(manager, args, action, handles=handles)
 
 
 def _show(manager: StateManager, located: Located, args: argparse.Namespace) -> int:
@@ -450,104 +363,3 @@ ACTIONS = {
     "recover": _recover,
     "reset": _reset,
 }
-
-
-# -- the audit trail ------------------------------------------------------------------------
-
-
-def run_audit(
-    manager: StateManager, args: argparse.Namespace, *, handles: HandleResolver | None = None
-) -> int:
-    """The top-level ``audit`` command: one member's trail, or every session's."""
-    if args.all:
-        if args.id:
-            return fail("give a member ID or --all, not both", USAGE)
-        return _audit_all(manager, args)
-    if not args.id:
-        return fail("audit needs a member ID, or --all for every session", USAGE)
-    args.action = "audit"
-    return run_state(manager, args, handles=handles)
-
-
-def _audit(manager: StateManager, located: Located, args: argparse.Namespace) -> int:
-    keys = [located.named] if located.named == located.key else [located.named, located.key]
-    entries = [e for key in keys for e in manager.audit.read(key, args.since, args.limit)]
-    entries.sort(key=lambda entry: _order(entry.id))
-    entries = entries[-args.limit :]
-    if args.json and not args.follow:
-        print_json([_entry_dict(entry) for entry in entries])
-    else:
-        _print_entries(entries, args.json, quiet=True)
-    if not entries and not args.follow:
-        return fail(f"no audit entries for {located.asked} ({located.key})", MISSING)
-    if not args.follow:
-        return OK
-    positions = {key: _newest(manager, key) for key in keys}
-    try:
-        while True:
-            for key in keys:
-                fresh = manager.store.audit_follow(key, positions[key], FOLLOW_WAIT_MS // len(keys))
-                if fresh:
-                    positions[key] = fresh[-1].id
-                    _print_entries(fresh, args.json, quiet=True)
-    except KeyboardInterrupt:
-        return OK
-
-
-def _newest(manager: StateManager, key: str) -> str:
-    newest = manager.audit.read(key, None, 1)
-    return newest[-1].id if newest else "0-0"
-
-
-def _audit_all(manager: StateManager, args: argparse.Namespace) -> int:
-    lines = manager.audit.tail(args.since, args.limit)
-    if args.json and not args.follow:
-        print_json([_entry_dict(line) for line in lines])
-    else:
-        _print_entries(lines, args.json)
-    if not args.follow:
-        return OK
-    positions: dict[str, str] = {}
-    try:
-        while True:
-            lines, positions = manager.store.audit_follow_tail(positions, FOLLOW_WAIT_MS)
-            _print_entries(lines, args.json, quiet=True)
-    except KeyboardInterrupt:
-        return OK
-
-
-def _order(entry_id: str) -> tuple[int, int]:
-    millis, _, seq = entry_id.partition("-")
-    return int(millis or 0), int(seq or 0)
-
-
-def _print_entries(entries: Sequence[Any], as_json: bool, *, quiet: bool = False) -> None:
-    """Entries as text lines, or (following, under ``--json``) one JSON object per line,
-    so a follower's output stays a stream a script can read line by line."""
-    if as_json:
-        for entry in entries:
-            print(json.dumps(redact_value(_entry_dict(entry)), ensure_ascii=False), flush=True)
-        return
-    if not entries and not quiet:
-        print("no audit entries")
-    for entry in entries:
-        line = f"{entry.id}  {entry.at}  {entry.session}  {entry.event}"
-        if getattr(entry, "version_after", None) is not None:
-            before = entry.version_before
-            line += (
-                f"  v{before}->v{entry.version_after}"
-                if before is not None
-                else (f"  ->v{entry.version_after}")
-            )
-        if getattr(entry, "fields", None) or getattr(entry, "removed", None):
-            line += f"  changed: {', '.join(summarize(entry.fields + entry.removed))}"
-        if getattr(entry, "reason", ""):
-            line += f"  ({entry.reason})"
-        print(redact_text(line), flush=True)
-
-
-def _entry_dict(entry: Any) -> dict[str, Any]:
-    if hasattr(entry, "as_dict"):
-        result: dict[str, Any] = entry.as_dict()
-        return result
-    return {k: v for k, v in vars(entry).items() if not k.startswith("_")}
