@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,33 +9,11 @@ import pytest
 import redis
 
 from statehq import StateStore
-from statehq.state import Stages, StateManager
+from statehq.state import StateManager
 from statehq.store import clients
+from tests.state.stages import make_jwt, make_stages
 
-FLOWS = ("offer", "ledger")
-PRE_AUTH_FLOWS = ("register",)
-
-
-def make_stages() -> Stages:
-    """INIT -> AUTH -> MENU -> offer|ledger, and register before login."""
-    stages = Stages()
-    for flow in FLOWS:
-        stages.add_flow(flow)
-    for flow in PRE_AUTH_FLOWS:
-        stages.add_flow(flow, before_auth=True)
-    return stages
-
-
-def make_jwt(exp: float, subject: str = "m1", secret_tag: str = "sig") -> str:
-    """A JWT-shaped token with an exp claim (statehq reads exp; it never verifies)."""
-
-    def part(data: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    signature = base64.urlsafe_b64encode(f"{secret_tag}-{exp}".encode()).rstrip(b"=").decode()
-    return (
-        f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': subject, 'exp': exp})}.{signature}"
-    )
+__all__ = ["make_jwt", "make_stages"]  # kept importable from here for older tests
 
 
 @pytest.fixture

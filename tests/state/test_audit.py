@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import make_stages
 from statehq import StateStore
 from statehq.errors import InvalidInput, StateValidationError
 from statehq.state import StateManager
 from statehq.store.audit import AuditEvent
+from tests.state.stages import make_stages
 
 PHONE = "whatsapp:263771234567"
 

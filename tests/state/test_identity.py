@@ -65,7 +65,7 @@ def test_two_channels_writing_at_once_lose_nothing(
 ) -> None:
     stores = [StateStore.open(url=server_url, key_prefix=prefix) for _ in range(2)]
     try:
-        from conftest import make_stages
+        from tests.state.stages import make_stages
 
         managers = [StateManager(s, stages=make_stages()) for s in stores]
         for manager, channel in zip(managers, (PHONE, WEB), strict=True):
@@ -103,7 +103,7 @@ def test_readers_never_see_a_gap_while_a_channel_is_bound(
     manager: StateManager, server_url: str, prefix: str, token: Callable[..., str]
 ) -> None:
     """A reader polling the channel sees the flow before, during and after the bind."""
-    from conftest import make_stages
+    from tests.state.stages import make_stages
 
     session = manager.open(PHONE)
     session.transition("AUTH")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import make_jwt, make_stages
 from statehq import StateStore
 from statehq.errors import InvalidInput, StateValidationError, TransitionRefused
 from statehq.state import ChannelId, StateManager
+from tests.state.stages import make_jwt, make_stages
 
 PHONE = "whatsapp:263771234567"
 

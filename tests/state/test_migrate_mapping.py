@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from conftest import make_jwt, make_stages
 from statehq.migrate.importer import one_per_session_key
 from statehq.migrate.layouts import CACHE_FIELDS, CHANNEL_DOCUMENT, USER_STATE, classify
 from statehq.migrate.mapping import Mapped, map_session
@@ -26,6 +25,7 @@ from statehq.migrate.pieces import BotOutline
 from statehq.migrate.source import LegacyPart, LegacySession
 from statehq.migrate.values import Unreadable, read_document, read_scalar
 from statehq.state.validator import StateValidator
+from tests.state.stages import make_jwt, make_stages
 
 OUTLINE = BotOutline(
     make_stages(),

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from conftest import make_jwt, make_stages
 from statehq import StateStore
 from statehq.errors import InvalidInput, StateError
 from statehq.redact import REDACTED, get_logger, redact_text, redact_value
 from statehq.state import StateManager
+from tests.state.stages import make_jwt, make_stages
 
 PHONE = "whatsapp:263771234567"
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_jwt, make_stages
 from statehq.errors import StateValidationError, Violation
 from statehq.state import StateValidator
 from statehq.state.session import merge_patch
+from tests.state.stages import make_jwt, make_stages
 
 VALID: dict[str, Any] = {
     "member_id": None,
