@@ -64,10 +64,12 @@ def test_the_request_is_built_once_and_carries_the_length_and_body(client: HttpC
 
 
 def test_the_host_of_an_ipv6_url_is_bracketed(client: HttpClient) -> None:
+    request = client.prepare("POST", "http://[::1]:8443/v1/123/messages")
+    assert b"\r\nHost: [::1]:8443\r\n" in request.head
     try:
         server = RawServer(in_turn(OK), host="::1")
     except OSError:
-        pytest.skip("no IPv6 loopback here")
+        return  # no IPv6 loopback on this machine: the head above is what would be sent
     with server:
         assert client.send(post(client, server.url)).status == 200
     assert b"\r\nHost: [::1]:%d\r\n" % server.port in server.requests[0]
