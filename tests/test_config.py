@@ -14,7 +14,9 @@ def test_defaults() -> None:
     assert (s.session_ttl, s.history_length, s.dedup_ttl) == (300.0, 10, 604800.0)
 
 
-def test_every_variable_is_read() -> None:
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    numbers = tmp_path / "numbers.toml"
+    numbers.write_text("# no more numbers yet\n")
     env = {
         "STATEHQ_REDIS_URL": "redis://localhost:6379/0",
         "STATEHQ_REDIS_CA_FILE": __file__,
@@ -55,6 +57,10 @@ def test_every_variable_is_read() -> None:
         "WHATSAPP_ACCESS_TOKEN": "EAAG-s3cret",
         "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
         "WHATSAPP_GRAPH_URL": "http://127.0.0.1:9999/v23.0/",
+        "STATEHQ_WHATSAPP_NUMBERS": str(numbers),
+        "TELEGRAM_BOT_TOKEN": " 7000000001:AAH-telegram-s3cret-token-0123 ",
+        "TELEGRAM_SECRET_TOKEN": "tg-webhook_s3cret",
+        "TELEGRAM_API_URL": "http://127.0.0.1:8081/",
     }
     assert set(env) == {v.name for v in VARIABLES}
     s = Settings.from_env(env)
@@ -88,8 +94,15 @@ def test_every_variable_is_read() -> None:
     )
     assert s.whatsapp_phone_number_id == "106540352242922"
     assert s.whatsapp_graph_url == "http://127.0.0.1:9999/v23.0"
-    for secret in ("admin-s3cret", "verify-me", "app-s3cret", "EAAG-s3cret"):
+    assert s.whatsapp.numbers == str(numbers.resolve())
+    assert (s.telegram.bot_token, s.telegram.secret_token, s.telegram.api_url) == (
+        "7000000001:AAH-telegram-s3cret-token-0123",
+        "tg-webhook_s3cret",
+        "http://127.0.0.1:8081",
+    )
+    for secret in ("admin-s3cret", "verify-me", "app-s3cret", "EAAG-s3cret", "s3cret-token"):
         assert secret not in repr(s)
+    assert "tg-webhook_s3cret" not in repr(s) + repr(s.telegram)
     # What a worker process is started with reproduces every setting.
     assert Settings.from_env(s.to_env()) == s
     assert Settings.from_env(Settings().to_env()) == Settings()
@@ -140,6 +153,11 @@ def test_every_variable_is_read() -> None:
         ("STATEHQ_MARK_READ", "sometimes", "true or false"),
         ("WHATSAPP_PHONE_NUMBER_ID", "+1 555", "numeric id"),
         ("WHATSAPP_GRAPH_URL", "graph.facebook.com", "http:// or https:// URL"),
+        ("TELEGRAM_BOT_TOKEN", "AAH-no-bot-id-0123456789012345", "the token @BotFather gave"),
+        ("TELEGRAM_BOT_TOKEN", "123:abc/../../x0123456789012345", "the token @BotFather gave"),
+        ("TELEGRAM_SECRET_TOKEN", "has space", "1-256 characters of A-Z"),
+        ("TELEGRAM_SECRET_TOKEN", "x" * 257, "1-256 characters of A-Z"),
+        ("TELEGRAM_API_URL", "api.telegram.org", "http:// or https:// URL"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

@@ -55,3 +55,29 @@ def test_the_own_bot_example_runs_as_written(tmp_path: Path) -> None:
     assert "Small or large?" in chat.stdout  # asked, and asked again after "medium"
     assert "One large coffee?" in chat.stdout
     assert "Coming up!" in chat.stdout
+
+
+def test_the_aiogram_example_runs_as_written(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    section = README.split("## aiogram: statehq as your FSM storage", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(import asyncio\n.*?)```", section, re.S)
+    assert code is not None
+    (tmp_path / "try_aiogram.py").write_text(code.group(1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEHQ_")}
+    env |= {"STATEHQ_DATA_DIR": str(tmp_path / "data")}
+    run = subprocess.run(
+        [sys.executable, "try_aiogram.py"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    versions = [int(v) for v in re.findall(r"\d+", run.stdout)]
+    assert len(versions) == 10  # the last 10 of the 33 writes, newest first
+    assert versions == sorted(versions, reverse=True)

@@ -16,6 +16,7 @@ from statehq import (
     WhatsAppSettings,
 )
 from statehq.channels.registry import channels
+from statehq.config import TelegramSettings
 from statehq.flows import SimpleBot, open_bot
 
 SECRETS = {
@@ -24,8 +25,10 @@ SECRETS = {
     "whatsapp_verify_token": "verify-s3cret",
     "admin_token": "admin-s3cret",
     "backend_api_key": "backend-s3cret",
+    "telegram_bot_token": "7000000001:AAH-bot-s3cret-000000000000000",
+    "telegram_secret_token": "webhook-s3cret",
 }
-LAYERS = (StoreSettings, ServiceSettings, WhatsAppSettings, BotSettings)
+LAYERS = (StoreSettings, ServiceSettings, WhatsAppSettings, TelegramSettings, BotSettings)
 
 GIVEN: list[Any] = []
 
@@ -76,6 +79,16 @@ def test_the_whatsapp_channel_gets_its_own_settings_only() -> None:
     ]
 
 
+def test_the_telegram_channel_gets_its_own_settings_only() -> None:
+    (telegram,) = [c for c in channels(Settings(**SECRETS)) if c.type == "telegram"]  # type: ignore[arg-type]
+    mine = telegram.settings  # type: ignore[attr-defined]
+    assert isinstance(mine, TelegramSettings)
+    assert mine.secret_token == "webhook-s3cret"
+    assert {"admin-s3cret", "app-s3cret", "backend-s3cret"}.isdisjoint(_held(mine))
+    assert "s3cret" not in repr(mine)
+    assert telegram.problems() == []
+
+
 def test_a_bot_factory_gets_the_bot_settings_only() -> None:
     settings = Settings(**SECRETS, bot=f"{__name__}:capturing_bot")  # type: ignore[arg-type]
     GIVEN.clear()
@@ -94,6 +107,8 @@ def test_a_bot_factory_gets_the_bot_settings_only() -> None:
         (StoreSettings, {"key_prefix": "a b"}, "STATEHQ_KEY_PREFIX"),
         (ServiceSettings, {"workers": 0}, "STATEHQ_WORKERS"),
         (WhatsAppSettings, {"graph_url": "ftp://x"}, "WHATSAPP_GRAPH_URL"),
+        (TelegramSettings, {"bot_token": "no-colon"}, "TELEGRAM_BOT_TOKEN"),
+        (TelegramSettings, {"api_url": "ftp://x"}, "TELEGRAM_API_URL"),
         (BotSettings, {"backend_url": "nope"}, "STATEHQ_BACKEND_URL"),
     ],
 )

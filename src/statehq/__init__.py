@@ -37,6 +37,8 @@ from .errors import (
     Violation,
 )
 from .state import (
+    AsyncMemberSession,
+    AsyncStateManager,
     AuditLog,
     ChannelId,
     MemberSession,
@@ -61,6 +63,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_PRESERVE",
+    "AsyncMemberSession",
+    "AsyncStateManager",
     "AsyncStateStore",
     "AuditEntry",
     "AuditEvent",

@@ -6,8 +6,8 @@ naming the variable when it is malformed.
 
 :class:`Settings` holds them all; each layer is handed only its own part
 (:class:`StoreSettings`, :class:`ServiceSettings`, :class:`WhatsAppSettings`,
-:class:`BotSettings`), so the store never holds a WhatsApp secret and a bot never
-holds the admin token.
+:class:`TelegramSettings`, :class:`BotSettings`), so the store never holds a WhatsApp
+secret and a bot never holds the admin token.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "ServiceSettings",
     "Settings",
     "StoreSettings",
+    "TelegramSettings",
     "Variable",
     "WhatsAppSettings",
     "store_settings_of",
@@ -77,6 +78,10 @@ class Settings:
     whatsapp_access_token: str | None = field(default=None, repr=False)
     whatsapp_phone_number_id: str | None = None
     whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
+    whatsapp_numbers: str | None = None
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_secret_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = "https://api.telegram.org"
 
     def __post_init__(self) -> None:
         check_values(self, {f.name: f.name for f in fields(self)})
@@ -95,6 +100,11 @@ class Settings:
     def whatsapp(self) -> WhatsAppSettings:
         """What the WhatsApp channel needs: its secrets and the Graph API."""
         return WhatsAppSettings.of(self)
+
+    @property
+    def telegram(self) -> TelegramSettings:
+        """What the Telegram channel needs: its bot token, webhook secret and Bot API."""
+        return TelegramSettings.of(self)
 
     @property
     def bot_settings(self) -> BotSettings:
@@ -214,6 +224,7 @@ class WhatsAppSettings(_Layer):
         "access_token": "whatsapp_access_token",
         "phone_number_id": "whatsapp_phone_number_id",
         "graph_url": "whatsapp_graph_url",
+        "numbers": "whatsapp_numbers",
     }
 
     verify_token: str | None = field(default=None, repr=False)
@@ -222,6 +233,22 @@ class WhatsAppSettings(_Layer):
     phone_number_id: str | None = None
     graph_url: str = "https://graph.facebook.com/v23.0"
     mark_read: bool = False
+    numbers: str | None = None
+
+
+@dataclass(frozen=True)
+class TelegramSettings(_Layer):
+    """The Telegram channel's settings (``TELEGRAM_*``, named as Telegram's docs name them)."""
+
+    RENAMED: ClassVar[Mapping[str, str]] = {
+        "bot_token": "telegram_bot_token",
+        "secret_token": "telegram_secret_token",
+        "api_url": "telegram_api_url",
+    }
+
+    bot_token: str | None = field(default=None, repr=False)
+    secret_token: str | None = field(default=None, repr=False)
+    api_url: str = "https://api.telegram.org"
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,46 @@ def phone_number_id(name: str, raw: str) -> str:
     return value
 
 
+_TELEGRAM_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}")
+_TELEGRAM_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def telegram_bot_token(name: str, raw: str) -> str:
+    """A Telegram bot token as @BotFather gives it: the bot's id, a colon, the secret.
+
+    It travels in the Bot API's URL path, so nothing else (a slash, a space) may be in it.
+    """
+    value = raw.strip()
+    if not _TELEGRAM_BOT_TOKEN.fullmatch(value):
+        # The value is a secret: the message shows its shape, never the value.
+        raise ConfigError(
+            f"{name} must be the token @BotFather gave (digits, a colon, then 20-100 letters, "
+            f"digits, _ or -); the value given ({len(value)} characters) is not one"
+        )
+    return value
+
+
+def telegram_secret_token(name: str, raw: str) -> str:
+    """A webhook ``secret_token`` as Telegram accepts it: 1-256 of A-Z, a-z, 0-9, _ and -."""
+    value = raw.strip()
+    if not _TELEGRAM_SECRET_TOKEN.fullmatch(value):
+        raise ConfigError(
+            f"{name} must be 1-256 characters of A-Z, a-z, 0-9, _ and - (what setWebhook "
+            f"accepts as secret_token); the value given ({len(value)} characters) is not one"
+        )
+    return value
+
+
+def numbers_file(name: str, raw: str) -> str:
+    """The path of a WhatsApp numbers file whose contents pass every check
+    (:func:`statehq.config_numbers.load_numbers`)."""
+    from .config_numbers import load_numbers  # it reads bots' import paths by this module
+
+    value = str(Path(raw.strip()).expanduser().resolve())
+    load_numbers(value, variable=name)
+    return value
+
+
 def size_in_bytes(size: str) -> int:
     """Convert a size such as ``256mb`` (as accepted by the settings) to bytes."""
     match = _SIZE.match(size)

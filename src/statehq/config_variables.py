@@ -334,4 +334,36 @@ VARIABLES: tuple[Variable, ...] = (
         "https://graph.facebook.com/v23.0",
         "The Graph API base URL (point it at a local or staging server to test).",
     ),
+    Variable(
+        "STATEHQ_WHATSAPP_NUMBERS",
+        "whatsapp_numbers",
+        check.numbers_file,
+        "(unset: one number)",
+        "A TOML file listing more WhatsApp numbers, each with its phone_number_id, access "
+        "token, bot and optional app secret (see the README's WhatsApp section); the "
+        "WHATSAPP_PHONE_NUMBER_ID number stays the default.",
+    ),
+    Variable(
+        "TELEGRAM_BOT_TOKEN",
+        "telegram_bot_token",
+        check.telegram_bot_token,
+        "(unset: Telegram off)",
+        "The bot's token from @BotFather (`123456:ABC-...`); set, the Telegram channel is on "
+        "at /webhooks/telegram and replies go through the Bot API with it.",
+    ),
+    Variable(
+        "TELEGRAM_SECRET_TOKEN",
+        "telegram_secret_token",
+        check.telegram_secret_token,
+        "(unset: webhook refuses POSTs)",
+        "The secret_token given to setWebhook: every POST must carry it in "
+        "X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z, a-z, 0-9, _ and -).",
+    ),
+    Variable(
+        "TELEGRAM_API_URL",
+        "telegram_api_url",
+        check.http_url,
+        "https://api.telegram.org",
+        "The Bot API base URL (point it at a local Bot API server, or a fake one to test).",
+    ),
 )

@@ -146,3 +146,12 @@ SESSIONS_BY_STAGE = Gauge(
     "Live sessions by stage (counted over at most 5000 sessions per scrape).",
     ["stage"],
 )
+
+# -- WhatsApp, by business number ---------------------------------------------------------
+
+WHATSAPP_NUMBER_MESSAGES = Counter(
+    "statehq_whatsapp_messages_total",
+    "WhatsApp messages by business number (its phone number id, or default) and direction: "
+    "received (in a webhook request) or sent (accepted by the Graph API).",
+    ["number", "direction"],
+)

@@ -19,6 +19,10 @@ SECRET_FIELDS = frozenset({"jwt_token"})
 # A JWT is three base64url segments; its header always starts with '{"' = "eyJ".
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+# A Telegram bot token (the bot's id, a colon, 30+ characters): part of every Bot API URL
+# (``/bot<token>/``), else standing alone; never the tail of a word or of a stamped menu
+# choice (``v12.123456:<option id>``).
+_BOT_TOKEN = re.compile(r"(?:(?<=bot)|(?<![\w.:-]))\d{6,12}:[A-Za-z0-9_-]{30,}")
 
 
 def looks_like_token(text: str) -> bool:
@@ -27,11 +31,14 @@ def looks_like_token(text: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every JWT-shaped substring and bearer credential replaced."""
+    """``text`` with every JWT-shaped substring, bearer credential and Telegram bot token
+    replaced."""
     if "eyJ" in text:
         text = _JWT.sub(REDACTED, text)
     if "earer" in text or "EARER" in text:
         text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    if ":" in text:
+        text = _BOT_TOKEN.sub(REDACTED, text)
     return text
 
 

@@ -13,6 +13,7 @@ from statehq.bench.traffic import Traffic
 
 RATES = {"update": 12_000.0, "mutate": 2_000.0, "seed": 400.0, "aiogram": 3_000.0}
 RATES["aiogram-isolation"] = 1_000.0
+RATES["aiogram-statehq"] = 1_500.0
 
 
 def contention(update_rate: float = 12_000.0, update_lost: int = 0) -> list[ContentionResult]:

@@ -125,4 +125,6 @@ def test_the_makefile_installs_the_bench_extra_for_make_bench_only() -> None:
     bench = makefile.split("\nbench:", 1)[1].split("\n\n", 1)[0]
     assert "statehq bench --output docs/benchmarks" in bench
     assert "'.[dev,bench]'" in makefile
-    assert "'.[dev]'" in makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    install = makefile.split("$(STAMP):", 1)[1].split("\n\n", 1)[0]
+    assert "'.[dev,aiogram]'" in install  # make test: the aiogram adapter's extra, no bench
+    assert "bench" not in install

@@ -55,7 +55,7 @@ def test_the_fixture_set_is_complete() -> None:
         ("callback_button.json", "button", "button", "title", "callback_data"),
         ("callback_button.json", "quick_reply", "quick_reply", "title", "callback_data"),
         ("callback_selection.json", "callback", "list", "title", "callback_data"),
-        ("message.json", "image", "unsupported", "", None),
+        ("message.json", "current_location", "unsupported", "", None),
         ("system.json", "identity_change", "system", "", None),
     ],
 )

@@ -246,7 +246,7 @@ VALID_MESSAGE = {
     ("interactive", "button_reply", "title"): _any_text,
     ("interactive", "list_reply", "id"): json_values,
     ("interactive", "list_reply", "title"): _any_text,
-    ("sticker",): json_values,  # the content of a message type we do not read
+    ("location",): json_values,  # the content of a message type we do not read
 }
 VALID_STATUS = {
     ("id",): valid_ids,
@@ -267,7 +267,7 @@ def _message(sender: str, kind: int) -> Update:
         return wh.button(sender, "menu", "Menu")
     if kind == 2:
         return wh.list_reply(sender, "row-1", "Row one")
-    return wh.other(sender, "sticker", {"id": "sticker-1", "mime_type": "image/webp"})
+    return wh.other(sender, "location", {"latitude": -17.8, "longitude": 31.0})
 
 
 @st.composite

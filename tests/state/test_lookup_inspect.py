@@ -24,7 +24,8 @@ def test_a_bare_phone_is_tried_on_every_channel(manager: StateManager) -> None:
         found = locate(manager, typed)
         assert found.key == PHONE
     assert locate(manager, "263771234567").via == "phone on whatsapp"
-    with pytest.raises(NoLiveSession, match="tried member:263771230000, terminal:"):
+    tried = "tried member:263771230000, telegram:263771230000, terminal:"
+    with pytest.raises(NoLiveSession, match=tried):
         locate(manager, "263771230000")
 
 

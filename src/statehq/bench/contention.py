@@ -8,7 +8,9 @@ Five implementations run one after another on the same server, each on a fresh m
   JSON string, retried a few times on ``WatchError`` and then given up;
 - ``aiogram`` and ``aiogram-isolation``: aiogram's ``RedisStorage`` as a handler uses it
   (``get_data``, then ``update_data`` with the counter plus one), without and with
-  ``RedisEventIsolation`` around each handler (:mod:`statehq.bench.peers`).
+  ``RedisEventIsolation`` around each handler (:mod:`statehq.bench.peers`);
+- ``aiogram-statehq``: the same handler on statehq's aiogram storage, under its event
+  isolation (the session's fenced lease).
 
 Each writer is its own process with its own connection, so the server sees real
 concurrency rather than one interpreter's lock taking turns. Lost updates are counted
@@ -46,8 +48,9 @@ IMPLEMENTATIONS: dict[str, str] = {
     "seed": f"seed: WATCH/GET/MULTI/SET/EXEC, {SEED_RETRIES} retries",
     "aiogram": "aiogram RedisStorage (get_data + update_data)",
     "aiogram-isolation": "aiogram RedisStorage + RedisEventIsolation",
+    "aiogram-statehq": "aiogram on statehq's storage + its lease isolation",
 }
-PEERS = ("aiogram", "aiogram-isolation")
+PEERS = ("aiogram", "aiogram-isolation", "aiogram-statehq")
 """The implementations that need the ``bench`` extra (imported only when they run)."""
 
 _START_TIMEOUT = 60.0  # seconds for every writer to connect and reach the start line
@@ -189,7 +192,11 @@ def _writer(
 ) -> None:
     """One writer process: its tally, or its traceback, goes back on ``results``."""
     try:
-        if kind in PEERS:
+        if kind == "aiogram-statehq":
+            from .peers import statehq_aiogram_writer
+
+            tally = statehq_aiogram_writer(url, target, duration, barrier)
+        elif kind in PEERS:
             from .peers import aiogram_writer
 
             tally = aiogram_writer(
@@ -246,7 +253,7 @@ def _seed(kind: str, store: StateStore, target: str) -> int:
     if kind in PEERS:
         from .peers import aiogram_seed
 
-        aiogram_seed(store.url, target)
+        aiogram_seed(store.url, target, statehq=kind == "aiogram-statehq")
         return 0
     if kind == "update":
         return store.update(target, {"writers": {}}).version
@@ -262,7 +269,8 @@ def _written(kind: str, store: StateStore, target: str, start: int) -> tuple[int
     if kind in PEERS:
         from .peers import aiogram_counter
 
-        return aiogram_counter(store.url, target) - start, {}
+        counter = aiogram_counter(store.url, target, statehq=kind == "aiogram-statehq")
+        return counter - start, {}
     if kind == "seed":
         return int(load_json(store._client.get(target))["counter"]) - start, {}
     snap = store.get(target)

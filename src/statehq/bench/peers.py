@@ -7,6 +7,8 @@ level, so the rest of the benchmark (and the test suite) runs without it.
   data and writes it back with ``update_data`` (aiogram has no atomic increment and no
   version); with ``RedisEventIsolation`` the whole handler runs under aiogram's Redis lock,
   as the dispatcher runs it when the bot is built with ``events_isolation=``.
+- :func:`statehq_aiogram_writer`: the same counting handler on statehq's aiogram storage
+  (:mod:`statehq.integrations.aiogram`), under its event isolation (the session's lease).
 - :func:`aiogram_sessions`: sessions as aiogram keeps them, for the memory comparison: the
   FSM state under ``fsm:<chat>:<user>:state`` and the data under ``...:data``, with the
   same TTL as statehq's sessions.
@@ -23,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from .contention import Tally
 
 if TYPE_CHECKING:
-    from aiogram.fsm.storage.base import StorageKey
+    from aiogram.fsm.storage.base import BaseStorage, StorageKey
     from aiogram.fsm.storage.redis import RedisStorage
+
+    from ..integrations.aiogram import StatehqStorage
 
 BOT_ID = 42
 SESSION_TTL = 300  # seconds, statehq's default
@@ -44,7 +48,7 @@ def _storage(url: str, **kwargs: Any) -> RedisStorage:
     return RedisStorage.from_url(url, **kwargs)
 
 
-async def _increment(storage: RedisStorage, key: StorageKey) -> None:
+async def _increment(storage: BaseStorage, key: StorageKey) -> None:
     """A counting handler: ``data = await state.get_data()``; ``update_data(counter + 1)``."""
     data = await storage.get_data(key)
     await storage.update_data(key, {"counter": data["counter"] + 1})
@@ -80,11 +84,44 @@ def aiogram_writer(
     return asyncio.run(run())
 
 
-def aiogram_seed(url: str, target: str) -> None:
+def _statehq_storage(url: str) -> StatehqStorage:
+    """statehq's aiogram storage with the bench's explicit settings (see ``store_settings``)."""
+    from ..integrations.aiogram import StatehqStorage
+    from .contention import store_settings
+
+    return StatehqStorage.from_url(url, settings=store_settings(url))
+
+
+def statehq_aiogram_writer(url: str, target: str, duration: float, barrier: Barrier) -> Tally:
+    """:func:`aiogram_writer` on statehq's aiogram storage, each handler under its isolation."""
+
+    async def run() -> Tally:
+        storage = _statehq_storage(url)
+        isolation = storage.create_isolation()
+        key = storage_key(int(target))
+        try:
+            await (await storage.manager()).store.ping()  # connected before the window
+            barrier.wait(_START_TIMEOUT)
+            tally = Tally(start=time.monotonic())
+            stop_at = tally.start + duration
+            while time.monotonic() < stop_at:
+                tally.tries += 1
+                async with isolation.lock(key):
+                    await _increment(storage, key)
+                tally.successes += 1
+            tally.end = time.monotonic()
+            return tally
+        finally:
+            await storage.close()
+
+    return asyncio.run(run())
+
+
+def aiogram_seed(url: str, target: str, *, statehq: bool = False) -> None:
     """Start chat ``target``'s counter at 0."""
 
     async def run() -> None:
-        storage = _storage(url)
+        storage = _statehq_storage(url) if statehq else _storage(url)
         try:
             await storage.set_data(storage_key(int(target)), {"counter": 0})
         finally:
@@ -93,11 +130,11 @@ def aiogram_seed(url: str, target: str) -> None:
     asyncio.run(run())
 
 
-def aiogram_counter(url: str, target: str) -> int:
+def aiogram_counter(url: str, target: str, *, statehq: bool = False) -> int:
     """Chat ``target``'s counter as the server holds it."""
 
     async def run() -> int:
-        storage = _storage(url)
+        storage = _statehq_storage(url) if statehq else _storage(url)
         try:
             return int((await storage.get_data(storage_key(int(target))))["counter"])
         finally:

@@ -15,19 +15,21 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..flows import Inbound, Message
+from ..flows import MEDIA_KINDS, Inbound, Message, inbound_from
 from ..state import ChannelId
 from ..store.inbox import Update, entry
 
-UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow")
-"""Update kinds the flow engine takes; ``unsupported`` gets a polite reply, the rest none."""
+UNDERSTOOD = ("text", "button", "list", "quick_reply", "flow", *MEDIA_KINDS)
+"""Update kinds the flow engine takes (files too: it audits them, and answers politely
+where no step takes one); ``unsupported`` gets a polite reply, the rest none."""
 
 
 def inbound_of(update: Update) -> Inbound | None:
     """The message for the flow engine, or None when the update must not move a flow."""
     if update.kind not in UNDERSTOOD:
         return None
-    return Inbound(ChannelId.parse(update.channel), update.id, update.text, update.choice)
+    channel = ChannelId.parse(update.channel)
+    return inbound_from(channel, update.id, update.kind, update.text, update.choice)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def reply_entries(update: Update, bodies: list[dict[str, Any]]) -> list[str]:
     ``biz_opaque_callback_data``, so the delivery statuses Meta sends back, and a resend
     after a crash, name the message it answered.
     """
-    to = ChannelId.parse(update.channel).identifier
+    to = ChannelId.parse(update.channel).address
     entries = []
     for n, body in enumerate(bodies):
         reply_id = f"{update.id}#{n}"
@@ -139,3 +141,23 @@ def reply_entries(update: Update, bodies: list[dict[str, Any]]) -> list[str]:
             body = {**body, "biz_opaque_callback_data": reply_id}
         entries.append(entry(reply_id, to, body))
     return entries
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What a channel's delivery makes of a delivery status (its optional
+    ``after_status(update)``): replies to send, and the audit event that says why.
+
+    ``entries`` are rendered outbox entries (none: nothing to send, ``event`` is audited
+    all the same). With ``once_per`` (seconds), when the member's trail already holds
+    ``event`` that recent, nothing is sent and ``instead`` is audited with
+    ``instead_reason`` (WhatsApp sends one re-engagement template per window).
+    """
+
+    event: str
+    reason: str
+    detail: Mapping[str, Any]
+    entries: tuple[str, ...] = ()
+    once_per: float = 0.0
+    instead: str = ""
+    instead_reason: str = ""

@@ -1,7 +1,10 @@
 """Where channels are registered: adding one is a module and one :func:`register_channel`.
 
 Each registered channel gets a webhook at ``/webhooks/<type>`` and, in every worker, its
-own :class:`~statehq.channels.base.Delivery`. WhatsApp is registered by default.
+own :class:`~statehq.channels.base.Delivery`. WhatsApp and the web chat are registered by
+default; Telegram too, and it is on when ``TELEGRAM_BOT_TOKEN`` is set (a factory that
+answers None leaves its channel off, while its identities' type stays known, so a
+member's session naming it is still valid).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from ..importing import factory_at
 from ..state import register_channel_type
 from .base import Channel
 
-ChannelFactory = Callable[[Settings], Channel]
+ChannelFactory = Callable[[Settings], Channel | None]
+"""Makes a channel from the settings; None when the settings leave it off."""
 
 _FACTORIES: dict[str, ChannelFactory] = {}
 
@@ -36,7 +40,7 @@ def channels(settings: Settings) -> list[Channel]:
     The variable reaches worker processes too, so a channel named there works in every
     process of ``statehq serve`` (one registered in code only where that code ran).
     """
-    made = {kind: factory(settings) for kind, factory in _FACTORIES.items()}
+    made = {kind: channel for kind, factory in _FACTORIES.items() if (channel := factory(settings))}
     for path in filter(None, settings.channels.split(",")):
         channel = factory_at(path, "STATEHQ_CHANNELS", "a channel")(settings)
         kind = getattr(channel, "type", None)
@@ -64,5 +68,14 @@ def _web(settings: Settings) -> Channel:
     return WebChannel(settings)
 
 
+def _telegram(settings: Settings) -> Channel | None:
+    if not settings.telegram_bot_token:
+        return None
+    from .telegram import TelegramChannel
+
+    return TelegramChannel(settings.telegram)
+
+
 register_channel("whatsapp", _whatsapp)
 register_channel("web", _web)
+register_channel("telegram", _telegram)

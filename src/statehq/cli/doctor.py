@@ -9,11 +9,17 @@ Each check ends ``ok``, ``FAILED`` (with what to fix) or ``skipped`` (with why):
   access token, as Meta answers it: the number's display phone and verified name when
   both are right; the error and its fix otherwise (190: the token; 100/33: the id), or
   why the URL did not answer. Nothing is sent to anyone.
+- Telegram variables and Telegram Bot API, only when a ``TELEGRAM_*`` variable is set:
+  the bot token and the webhook secret both set, then ``getMe`` with the token (the
+  bot's name; else the error and its fix) and ``getWebhookInfo`` (a hint when no webhook
+  or another URL is set, or Telegram's last post of an update failed).
 - store: connection, scripts, a lease and a state round trip, as ``statehq health`` and
   ``/healthz`` check it. With no store here yet (the embedded one is made by the first
   ``statehq serve``) it is the running service's, if one runs; else skipped: doctor
   never makes an empty store.
 - bot: ``STATEHQ_BOT`` imported and its factory run (closed again at once).
+- each number of ``STATEHQ_WHATSAPP_NUMBERS``: the Graph API lookup with its own token,
+  and its own bot, if it names one (:mod:`.doctor_numbers`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..channels.telegram import DEFAULT_API_URL
+from ..channels.telegram.lookup import look_up_bot, webhook_hint
 from ..channels.whatsapp.graph import DEFAULT_GRAPH_URL
 from ..channels.whatsapp.phone_number import look_up_phone_number
 from ..config import VARIABLES, Settings, WhatsAppSettings
@@ -46,7 +54,9 @@ Graph API accepts the phone number id and the access token (a GET on
 WHATSAPP_GRAPH_URL; nothing is sent), the store (connection, scripts, lease, a state
 round trip) and the bot (STATEHQ_BOT imported and made). Each check prints ok, FAILED
 with the fix, or skipped with why. WhatsApp is skipped when no WHATSAPP_* variable is
-set (a web-chat-only deployment). Secrets are never printed."""
+set (a web-chat-only deployment). With a TELEGRAM_* variable set, the Telegram
+variables and the bot token (getMe, getWebhookInfo) are checked too. Secrets are never
+printed."""
 
 EPILOG = """\
 examples:
@@ -128,6 +138,11 @@ def run(context: Context, args: argparse.Namespace) -> int:
     problems: list[str] = getattr(args, "config_problems", [])
     checks = [configuration(problems)] if problems else []
     checks += [whatsapp_variables(settings), whatsapp_graph(settings)]
+    from .doctor_numbers import number_checks  # it builds on this module's checks
+
+    checks += number_checks(settings)
+    if _telegram_given(settings):
+        checks += [telegram_variables(settings), telegram_bot_api(settings)]
     settings, where = _store_settings(settings, args.url)
     checks += [store(settings, args.url, where), bot(settings)]
     failed = [check for check in checks if check.status == "failed"]
@@ -215,6 +230,58 @@ def whatsapp_graph(settings: Settings) -> Check:
         f"({phone.verified_name or 'no verified name'}), quality {phone.quality_rating or '?'}"
     )
     return Check("whatsapp_graph", title, "ok", detail, None, {"phone_number": asdict(phone)})
+
+
+# -- Telegram -------------------------------------------------------------------------
+
+WHERE_TELEGRAM_SHOWS = {
+    "TELEGRAM_BOT_TOKEN": "@BotFather: /newbot, or /mybots > your bot > API Token",
+    "TELEGRAM_SECRET_TOKEN": (
+        "a secret you choose (1-256 of A-Z, a-z, 0-9, _ and -), given to setWebhook as secret_token"
+    ),
+}
+
+
+def _telegram_given(settings: Settings) -> bool:
+    """Whether any TELEGRAM_* variable is set (the API URL when it is not the default)."""
+    s = settings.telegram
+    return bool(s.bot_token or s.secret_token or s.api_url != DEFAULT_API_URL)
+
+
+def telegram_variables(settings: Settings) -> Check:
+    """TELEGRAM_BOT_TOKEN and TELEGRAM_SECRET_TOKEN: both set, or which are missing."""
+    s, title = settings.telegram, "Telegram variables"
+    given = {"TELEGRAM_BOT_TOKEN": s.bot_token, "TELEGRAM_SECRET_TOKEN": s.secret_token}
+    missing = [name for name, value in given.items() if not value]
+    facts = {"missing": missing, "api_url": s.api_url}
+    if missing:
+        effects = {
+            "TELEGRAM_BOT_TOKEN": "Telegram is off (no webhook, no replies)",
+            "TELEGRAM_SECRET_TOKEN": "every webhook POST is refused",
+        }
+        detail = f"{', '.join(missing)} not set: " + ", ".join(effects[n] for n in missing)
+        hints = "; ".join(f"{name} ({WHERE_TELEGRAM_SHOWS[name]})" for name in missing)
+        return Check("telegram_variables", title, "failed", detail, f"set {hints}", facts)
+    shown = s.api_url + (" (the default)" if s.api_url == DEFAULT_API_URL else "")
+    detail = f"bot token and webhook secret set; Bot API {shown}"
+    return Check("telegram_variables", title, "ok", detail, None, facts)
+
+
+def telegram_bot_api(settings: Settings) -> Check:
+    """Does the Bot API accept the token, and is the webhook statehq's?"""
+    s, title = settings.telegram, "Telegram Bot API"
+    if not s.bot_token:
+        return Check("telegram_bot_api", title, "skipped", "needs TELEGRAM_BOT_TOKEN")
+    found = look_up_bot(s.api_url, s.bot_token)
+    if found.bot is None:
+        return Check("telegram_bot_api", title, "failed", found.problem, found.fix)
+    bot = found.bot
+    webhook = bot.webhook_url or "no webhook set"
+    detail = f"bot @{bot.username} (id {bot.id}); webhook: {webhook}"
+    if bot.pending_updates:
+        detail += f", {bot.pending_updates} updates waiting"
+    facts = {"bot": asdict(bot)}
+    return Check("telegram_bot_api", title, "ok", detail, webhook_hint(bot), facts)
 
 
 # -- the store and the bot ----------------------------------------------------------------

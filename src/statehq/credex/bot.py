@@ -110,7 +110,7 @@ class CredexBot:
         stored = profile.get("phone")
         if isinstance(stored, str) and stored:
             return stored
-        return turn.inbound.channel.identifier
+        return turn.inbound.channel.address  # without the @<number> of a second number
 
     def sign_in(self, turn: Turn, login: Login) -> dict[str, Any]:
         """Store the login: token, profile, active account; bind the channel to the member."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInput
 from .inbound import normalize
 from .messages import Buttons, Message, Option, Text, page_of
+from .payloads import Media
 
 if TYPE_CHECKING:
     from ..state import Stages
@@ -38,10 +39,13 @@ Messages = tuple[Message, ...]
 
 @dataclass(frozen=True)
 class Answer:
-    """The member's answer to a waiting step: typed ``text`` or a tapped ``choice`` id."""
+    """The member's answer to a waiting step: typed ``text``, a tapped ``choice`` id,
+    the ``form`` answers of a filled-in form (its token already checked), or ``media``."""
 
     text: str = ""
     choice: str | None = None
+    form: Mapping[str, Any] | None = None
+    media: Media | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class Step:
 
     waits = True
     """False for steps that never wait for the member (they run and move on)."""
+
+    takes_media = False
+    """True for steps that take a file as an answer; the engine refuses media politely
+    at every other step (see :class:`~statehq.flows.media.MediaInput`)."""
 
     def enter(self, turn: Turn) -> Outcome:
         """The flow arrived here: by default show the prompt and wait."""

@@ -3,6 +3,8 @@
     greeting, "menu"  → leave any flow; the bot's home (login, then its menu)
     "cancel"          → abandon the flow; home
     a stale tap       → "that menu has expired" and the current prompt, nothing applied
+    a stale form      → the same (its token is not the current step's: see flows.forms)
+    a file            → audited; the waiting step takes it, or a polite refusal
     an active flow    → the waiting step takes the answer
     a home-menu pick  → start that flow (or the bot answers it)
     anything else     → home
@@ -27,6 +29,7 @@ from ..state import StateManager
 from ..state.manager import Prefetched
 from ..store import Lease
 from ..store.audit import AuditEvent
+from ..store.inbox import Inbox
 from ..store.operations import Outbox
 from .components import (
     Answer,
@@ -40,7 +43,9 @@ from .components import (
     declare_flows,
     match_option,
 )
+from .forms import form_is_current
 from .inbound import Inbound, is_cancel, is_greeting, session_tag, stamp, unstamp
+from .media import refused
 from .messages import Message, Text, with_ids
 from .turn import Turn
 
@@ -89,7 +94,13 @@ class Processed:
 
 
 class Headquarters:
-    """The flow engine: ``handle(inbound)`` returns the replies for one message."""
+    """The flow engine: ``handle(inbound)`` returns the replies for one message.
+
+    ``polite_window``: seconds in which a member's files no step takes are answered once
+    (the service's window for unsupported messages, so a burst of photos gets one reply).
+    """
+
+    polite_window = 60.0
 
     def __init__(self, manager: StateManager, bot: Bot) -> None:
         self.manager = manager
@@ -105,7 +116,9 @@ class Headquarters:
         """
         session = self.manager.open(inbound.channel)
         turn = Turn(self, session, inbound)
-        return _stamped(self._replies(turn), turn.session.version, turn.session.key)
+        replies = _stamped(self._replies(turn), turn.session.version, turn.session.key)
+        self._record_media(turn.session.key, inbound)
+        return replies
 
     def process(
         self,
@@ -146,6 +159,8 @@ class Headquarters:
                 if time.monotonic() > give_up:
                     raise
                 continue
+            if not snap.duplicate:
+                self._record_media(session.key, inbound)
             return Processed(replies, session.key, snap.version, snap.duplicate)
 
     def _replies(self, turn: Turn) -> list[Message]:
@@ -171,7 +186,13 @@ class Headquarters:
             if drawn_at is not None and drawn_at != (session.version, session_tag(session.key)):
                 metrics.STALE_TAPS.inc()
                 return [Text(STALE), *self._current(turn)]
-        answer = Answer(inbound.text, choice)
+        if inbound.form is not None and not form_is_current(session, inbound.form):
+            metrics.STALE_TAPS.inc()  # a form from a step the member has left: never applied
+            return [Text(STALE), *self._current(turn)]
+        if inbound.media is not None and not self._takes_media(turn):
+            return self._refuse_media(turn)
+        form = inbound.form.values if inbound.form is not None else None
+        answer = Answer(inbound.text, choice, form, inbound.media)
         if choice in ("menu", "home") or (choice is None and is_greeting(inbound.text)):
             return self._leave(turn, "the member went home")
         if choice == "cancel" or (choice is None and is_cancel(inbound.text)):
@@ -180,6 +201,30 @@ class Headquarters:
         if flow is not None:
             return self._continue(turn, flow["id"], flow["step"], answer)
         return self._menu(turn, answer)
+
+    def _takes_media(self, turn: Turn) -> bool:
+        flow = turn.session.get_flow()
+        step = self._step(flow["id"], flow["step"]) if flow else None
+        return step is not None and step.waits and step.takes_media
+
+    def _refuse_media(self, turn: Turn) -> list[Message]:
+        """A file where no step takes one: one polite answer per burst, nothing changed."""
+        assert turn.inbound.media is not None
+        store = self.manager.store
+        burst = Inbox(store.settings).first_reply(turn.inbound.channel.key, self.polite_window)
+        # A turn run again after a conflict finds the mark set and stays quiet: at worst
+        # one polite answer is lost, never one sent twice.
+        if not store.execute(burst):
+            return []
+        return [Text(refused(turn.inbound.media))]
+
+    def _record_media(self, session_key: str, inbound: Inbound) -> None:
+        """Audit a file the member sent (its id and type, never its caption), once applied."""
+        if inbound.media is None:
+            return
+        detail = {**inbound.media.audit_detail(), "message_id": inbound.message_id}
+        event = AuditEvent("message.media", inbound.channel.key, inbound.media.kind, detail)
+        self.manager.store.audit_append(session_key, event)
 
     def _leave(self, turn: Turn, reason: str, *, cancelled: bool = False) -> list[Message]:
         active = turn.session.get_flow()

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from ..errors import InvalidInput
 from ..state import ChannelId
+from .payloads import MEDIA_KINDS, FormReply, Media, PayloadError
 
 GREETINGS = frozenset(
     {
@@ -100,7 +101,9 @@ class Inbound:
     ``text`` is what they typed (or the title of what they tapped); ``choice`` is the id
     of the tapped button or list row, if any. ``message_id`` is the channel's id for the
     message: idempotency keys for backend calls are derived from it, so processing the
-    same message twice never repeats a side effect.
+    same message twice never repeats a side effect. ``media`` is the file they sent (a
+    photo, a document...), ``form`` the form they filled in (a WhatsApp Flow); ``text``
+    is then empty, so a caption never reads as "menu" or "cancel".
     """
 
     channel: ChannelId
@@ -108,6 +111,8 @@ class Inbound:
     text: str = ""
     choice: str | None = None
     at: datetime | None = None
+    media: Media | None = None
+    form: FormReply | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.message_id, str) or not self.message_id.strip():
@@ -116,3 +121,22 @@ class Inbound:
             raise InvalidInput(f"inbound text must be a string, got {type(self.text).__name__}")
         if self.choice is not None and (not isinstance(self.choice, str) or not self.choice):
             raise InvalidInput("an inbound choice must be a non-empty string when given")
+
+
+def inbound_from(
+    channel: ChannelId, message_id: str, kind: str, text: str, choice: str | None
+) -> Inbound | None:
+    """The engine's message for an inbox update's parts; None when its payload is unreadable.
+
+    Media and form replies carry their payload as JSON in ``text`` (see
+    :mod:`statehq.flows.payloads`); the webhook checked it before queueing, so None here
+    means an update that was put in the inbox some other way.
+    """
+    try:
+        if kind in MEDIA_KINDS:
+            return Inbound(channel, message_id, media=Media.decode(kind, text))
+        if kind == "flow":
+            return Inbound(channel, message_id, form=FormReply.parse(text))
+    except PayloadError:
+        return None
+    return Inbound(channel, message_id, text, choice)

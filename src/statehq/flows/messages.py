@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from ..digits import is_digits
 from ..errors import InvalidInput
+from .templates import Template
 
 TEXT_LIMIT = 4096
 BUTTON_BODY_LIMIT = 1024
@@ -67,9 +68,11 @@ class Option:
 
 @dataclass(frozen=True)
 class Text:
-    """A plain text message."""
+    """A plain text message; ``template`` goes instead where the channel's window has
+    closed (WhatsApp, 24 hours after the member last wrote: see :mod:`.templates`)."""
 
     body: str
+    template: Template | None = None
 
     def __post_init__(self) -> None:
         _check_length("a text message", self.body, TEXT_LIMIT)
@@ -86,6 +89,7 @@ class Buttons:
 
     body: str
     options: tuple[Option, ...]
+    template: Template | None = None  # sent instead once the window closed (see Text)
 
     def __post_init__(self) -> None:
         _check_length("a buttons message body", self.body, BUTTON_BODY_LIMIT)
@@ -107,6 +111,7 @@ class OptionList:
     options: tuple[Option, ...]
     button: str = "Choose"
     page_number: int = field(default=0, compare=False)
+    template: Template | None = None  # sent instead once the window closed (see Text)
 
     def __post_init__(self) -> None:
         _check_length("a list message body", self.body, TEXT_LIMIT)
@@ -154,7 +159,44 @@ class OptionList:
         return cls(body, (*rows, *footer), button, page)
 
 
-Message = Text | Buttons | OptionList
+FORM_CTA_LIMIT = 20
+FORM_TOKEN_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class FormMessage:
+    """A form the member fills in on their phone: a WhatsApp Flow (see
+    :class:`~statehq.flows.forms.Form`, which sends it only where the channel shows one).
+
+    ``cta`` opens the form (20 characters, no emoji, WhatsApp's limit); ``flow_id`` and
+    ``screen`` name the published Flow and its first screen; ``token`` comes back with
+    the answers and ties them to the step that sent it; ``data`` pre-fills the screen.
+    """
+
+    body: str
+    flow_id: str
+    cta: str
+    screen: str
+    token: str
+    data: tuple[tuple[str, object], ...] = ()
+    draft: bool = False
+
+    def __post_init__(self) -> None:
+        _check_length("a form message body", self.body, BUTTON_BODY_LIMIT)
+        _check_length("a form's call to action", self.cta, FORM_CTA_LIMIT)
+        _check_length("a form's flow id", self.flow_id, ID_LIMIT)
+        _check_length("a form's screen", self.screen, ID_LIMIT)
+        _check_length("a form token", self.token, FORM_TOKEN_LIMIT)
+        if any(ord(c) > 0xFFFF or 0x2600 <= ord(c) <= 0x27BF for c in self.cta):
+            raise MessageLimitError(f"a form's call to action cannot hold emoji: {self.cta!r}")
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        """A form offers no buttons to tap: its answers come back as one reply."""
+        return ()
+
+
+Message = Text | Buttons | OptionList | FormMessage
 """Any reply a flow can send."""
 
 
@@ -173,7 +215,7 @@ def page_of(choice: str) -> int | None:
 
 def with_ids(message: Message, rename: dict[str, str]) -> Message:
     """A copy of ``message`` whose option ids are replaced by ``rename[id]``."""
-    if isinstance(message, Text):
+    if isinstance(message, Text | FormMessage):
         return message
     options = tuple(replace(o, id=rename.get(o.id, o.id)) for o in message.options)
     return replace(message, options=options)

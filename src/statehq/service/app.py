@@ -29,7 +29,7 @@ from .. import metrics
 from ..channels.registry import channels
 from ..config import Settings
 from ..errors import StateError
-from ..flows import bot_stages, open_bot
+from ..flows import open_bot
 from ..redact import get_logger
 from ..state import StateManager
 from ..store import AsyncStateStore, StateStore
@@ -37,6 +37,7 @@ from ..store.connection import redact_url
 from ..store.embedded import EmbeddedValkey
 from ..store.inbox import Inbox
 from .admin import admin_routes
+from .bots import all_stages, check_bots, open_bots
 from .health import health_routes
 from .logs import AccessLog, configure_logging
 from .processes import WorkerProcesses, open_worker
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None, *, worker_processes: bool = Fal
                     StateStore.open(url=url, settings=config, timeout=timeout)
                 )
                 bot = stack.enter_context(open_bot(config))
-                manager = StateManager(admin_store, stages=bot_stages(bot))
+                # Every number's bot's flows, so any session reads valid to the operators.
+                stages = all_stages(open_bots(stack, config, bot).values())
+                manager = StateManager(admin_store, stages=stages)
                 if worker_processes:
                     service.processes = WorkerProcesses(config, url)
                 metrics_dir = service.processes.metrics_dir if service.processes else None
@@ -218,12 +221,13 @@ async def _watch(processes: WorkerProcesses) -> None:
 def serve(settings: Settings) -> None:
     """Run the service in the foreground until interrupted.
 
-    A bot that cannot be loaded (``STATEHQ_BOT``) raises ConfigError before anything
-    starts.
+    A bot that cannot be loaded (``STATEHQ_BOT``, or a WhatsApp number's) raises
+    ConfigError before anything starts.
     """
     configure_logging()
     with open_bot(settings):
         pass
+    check_bots(settings)  # each WhatsApp number's bot, so a bad one stops serve here
     for channel in channels(settings):
         for problem in channel.problems():
             log.warning("%s channel: %s", channel.type, problem)

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from ..channels.base import Delivery
 from ..channels.registry import channels
 from ..config import Settings
-from ..flows import build_engine, open_bot
+from ..flows import open_bot
 from ..redact import get_logger
 from ..store import StateStore
+from .bots import open_engines
 from .logs import configure_logging
 from .worker import Worker, WorkerSettings
 
@@ -53,8 +54,9 @@ METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 def open_worker(
     stack: contextlib.ExitStack, settings: Settings, url: str, stop: threading.Event, name: str
 ) -> Worker:
-    """A worker with its own store connection, bot (``STATEHQ_BOT``), engine, and a way out
-    for each registered channel (its own HTTP connections)."""
+    """A worker with its own store connection, bot (``STATEHQ_BOT``, and each WhatsApp
+    number's: :mod:`.bots`), engine, and a way out for each registered channel (its own
+    HTTP connections)."""
     store = stack.enter_context(StateStore.open(url=url, settings=settings))
     bot = stack.enter_context(open_bot(settings))
     deliveries: dict[str, Delivery] = {
@@ -65,7 +67,8 @@ def open_worker(
         max_message_age=settings.max_message_age,
         max_attempts=settings.max_attempts,
     )
-    return Worker(store, build_engine(store, bot), deliveries, pacing, stop, name=name)
+    engine = open_engines(stack, settings, store, bot)
+    return Worker(store, engine, deliveries, pacing, stop, name=name)
 
 
 @dataclass

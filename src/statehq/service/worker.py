@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import metrics
-from ..channels.base import Delivery, DeliveryReport, inbound_of
+from ..channels.base import Delivery, DeliveryReport, FollowUp, inbound_of
 from ..errors import (
     InvalidInput,
     LeaseLost,
@@ -42,13 +42,14 @@ from ..errors import (
     StoreRefused,
     StoreUnavailable,
 )
-from ..flows import Headquarters, Inbound, Message, Text
+from ..flows import Inbound, Message, Text
 from ..redact import get_logger, mask_identity, redact_text
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
 from ..store.drain import Advance, Advanced, Drain, Finish, Read, Start
 from ..store.inbox import Claim, Taken, Update
 from ..store.operations import Outbox
+from .bots import Engine
 
 log = get_logger(__name__)
 
@@ -124,7 +125,7 @@ class Worker:
     def __init__(
         self,
         store: StateStore,
-        engine: Headquarters,
+        engine: Engine,
         delivery: Delivery | Mapping[str, Delivery],
         settings: WorkerSettings,
         stop: threading.Event,
@@ -405,11 +406,12 @@ class Worker:
             last = self.store.execute(self.inbox.last_error(sender, taken.id))
             self._bury(sender, taken, last or "the worker stopped while handling it")
             return session_key, []
-        # No turn below queues a reply but the polite one, so the outbox need not be read:
+        # No turn below queues a reply but the polite one and a status's follow-up, both
+        # returned, so the outbox need not be read:
         # what a worker that died left there went out when this drain began.
         if update.kind == "status":
             self._record(session_key, sender, "message.status", update)
-            return session_key, []
+            return session_key, self._follow_up(session_key, sender, update)
         if not fresh:
             metrics.OLD_MESSAGES.inc()
             self._record(session_key, sender, "message.old", update, "too old to answer")
@@ -498,6 +500,24 @@ class Worker:
             return []
         entries = self._delivery(update.channel).render(update, [Text(UNSUPPORTED)])
         self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
+        return entries
+
+    def _follow_up(self, session_key: str, sender: str, update: Update) -> list[str]:
+        """What the channel does about a delivery status (WhatsApp: a template after
+        131047, see :class:`~statehq.channels.base.FollowUp`): audited, its replies queued."""
+        hook = getattr(self._delivery(update.channel), "after_status", None)
+        follow: FollowUp | None = hook(update) if hook is not None else None
+        if follow is None:
+            return []
+        event, reason, entries = follow.event, follow.reason, list(follow.entries)
+        if entries and follow.once_per:
+            since = datetime.fromtimestamp(self.clock() - follow.once_per, UTC)
+            recent = self.store.audit_read(session_key, since=since, limit=1000)
+            if any(entry.event == follow.event for entry in recent):
+                event, reason, entries = follow.instead, follow.instead_reason, []
+        if entries:
+            self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
+        self.store.audit_append(session_key, AuditEvent(event, sender, reason, follow.detail))
         return entries
 
     def _send_pending(

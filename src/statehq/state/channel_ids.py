@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from ..errors import InvalidInput
 
 MEMBER_PREFIX = "member"
-CHANNEL_TYPES: set[str] = {"whatsapp", "web", "terminal"}
+CHANNEL_TYPES: set[str] = {"whatsapp", "web", "terminal", "telegram"}
 """Channel types the validator accepts; add yours with :func:`register_channel_type`."""
 
+VIA = "@"
+"""Separates a member's address from the channel account it writes to (see ChannelId.via)."""
 _TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _IDENTIFIER = re.compile(r"^[^\s{}\x00-\x1f\x7f]{1,128}$")
 
@@ -63,6 +65,23 @@ class ChannelId:
         """The session key of a conversation not yet bound to a member."""
         return f"{self.type}:{self.identifier}"
 
+    @property
+    def address(self) -> str:
+        """Who the member is on the channel: the identifier up to an ``@<via>`` suffix.
+
+        A channel that reaches members through several accounts of its own (WhatsApp's
+        business numbers) names the one a conversation goes through after an ``@``
+        (``whatsapp:263771234567@106540352242923``), so that each is a conversation of its
+        own; replies go to the address.
+        """
+        return self.identifier.partition(VIA)[0] or self.identifier
+
+    @property
+    def via(self) -> str | None:
+        """The channel's own account the conversation goes through (None: its default)."""
+        address, sep, via = self.identifier.partition(VIA)
+        return via if sep and address and via else None
+
     def as_dict(self) -> dict[str, str]:
         """The ``channel`` field of the state document."""
         return {"type": self.type, "identifier": self.identifier}
@@ -91,3 +110,14 @@ def session_key_for(name: str) -> str:
     if sep and (kind == MEMBER_PREFIX or kind in CHANNEL_TYPES) and rest:
         return name
     return member_key(name)
+
+
+def parse_who(who: ChannelId | str) -> tuple[ChannelId | None, str]:
+    """The channel (None for a member's key) and session key of what a caller named."""
+    if isinstance(who, ChannelId):
+        return who, who.key
+    key = session_key_for(who)
+    if member_of_key(key) is not None:
+        return None, key
+    channel = ChannelId.parse(key)
+    return channel, channel.key

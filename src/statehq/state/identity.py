@@ -26,8 +26,9 @@ from ..errors import IdentityError, InvalidInput, SessionEnded, SessionMoved, Ve
 from ..store import Snapshot
 from ..store.audit import AuditEvent
 from .channel_ids import ChannelId, member_key, member_of_key
+from .staging import Change
 from .tokens import token_expiry
-from .validator import watched
+from .validator import StateValidator, watched
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -46,28 +47,80 @@ def bind(
     reason: str,
 ) -> Snapshot:
     """Bind ``session``'s channel to ``member_id``; returns the member session's snapshot."""
-    manager = session.manager
+    target, identity = login_identity(
+        session.key, session.channel, member_id, token, profile, current_account
+    )
+    if member_of_key(session.key) is None:
+        moved = _move(session, target, identity, reason)
+        if moved is not None:
+            return moved
+    return _write_member(session.manager, session, target, {}, identity, reason, ("auth.login",))
+
+
+def login_identity(
+    key: str,
+    channel: ChannelId | None,
+    member_id: str,
+    token: str,
+    profile: Mapping[str, Any] | None,
+    current_account: Mapping[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The member's key and the fields a login writes there; refuses a bad login first."""
     if token_expiry(token) is None:
         raise InvalidInput("the token is not a JWT with a readable exp claim; nobody was logged in")
     target = member_key(member_id)
     identity: dict[str, Any] = {"member_id": member_id, "jwt_token": token, "authenticated": True}
-    if session.channel is not None:
-        identity["channel"] = session.channel.as_dict()
+    if channel is not None:
+        identity["channel"] = channel.as_dict()
     if profile is not None:
         identity["profile"] = copy.deepcopy(dict(profile))
     if current_account is not None:
         identity["current_account"] = copy.deepcopy(dict(current_account))
-    bound_member = member_of_key(session.key)
+    bound_member = member_of_key(key)
     if bound_member is not None and bound_member != member_id:
         raise IdentityError(
-            f"session {session.key!r} belongs to member {bound_member!r}, not {member_id!r}; "
+            f"session {key!r} belongs to member {bound_member!r}, not {member_id!r}; "
             f"unbind the channel first if it changed hands"
         )
-    if bound_member is None:
-        moved = _move(session, target, identity, reason)
-        if moved is not None:
-            return moved
-    return _write_member(manager, session, target, {}, identity, reason, ("auth.login",))
+    return target, identity
+
+
+def carried_from(channel_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What the channel session brings along: its whole conversation, even "no flow"."""
+    # The conversation moves as a whole: the channel's stage and flow (even "no
+    # flow") replace the member's, or a member mid-flow elsewhere could not log in.
+    carried = {k: channel_doc[k] for k in CARRIED if k in channel_doc}
+    carried.setdefault("flow_data", None)
+    carried.setdefault("stage", channel_doc.get("stage", "INIT"))
+    return carried
+
+
+def already_bound(channel_key: str, moved: SessionMoved, target: str) -> None:
+    """Refuse binding a channel that is bound to another member."""
+    if moved.target != target:
+        raise IdentityError(f"{channel_key} is already bound to {moved.target}; unbind it first")
+
+
+def member_write(
+    validator: StateValidator,
+    channel: str,
+    source: str,
+    target: str,
+    carried: dict[str, Any],
+    identity: dict[str, Any],
+    reason: str,
+    events: tuple[str, ...],
+) -> tuple[Change, tuple[AuditEvent, ...]]:
+    """The change to the member's session (validated) and its audit entries."""
+
+    def merge(doc: dict[str, Any]) -> dict[str, Any]:
+        before = watched(doc)
+        after = {**doc, **copy.deepcopy(carried), **copy.deepcopy(identity)}
+        validator.check(target, before, after, identity=True)
+        return after
+
+    detail = {"member": target, "from": source}
+    return merge, tuple(AuditEvent(event, channel, reason, detail) for event in events)
 
 
 def _move(
@@ -81,18 +134,10 @@ def _move(
         try:
             snap = store.get(channel_key)
         except SessionMoved as moved:
-            if moved.target != target:
-                raise IdentityError(
-                    f"{channel_key} is already bound to {moved.target}; unbind it first"
-                ) from None
+            already_bound(channel_key, moved, target)
             session.key = target
             return None
-        channel_doc = snap.doc if snap else {}
-        # The conversation moves as a whole: the channel's stage and flow (even "no
-        # flow") replace the member's, or a member mid-flow elsewhere could not log in.
-        carried = {k: channel_doc[k] for k in CARRIED if k in channel_doc}
-        carried.setdefault("flow_data", None)
-        carried.setdefault("stage", channel_doc.get("stage", "INIT"))
+        carried = carried_from(snap.doc if snap else {})
         events = ("identity.bound", "auth.login")
         written = _write_member(manager, session, target, carried, identity, reason, events)
         event = AuditEvent("identity.bound", channel_key, reason, {"to": target})
@@ -117,24 +162,14 @@ def _write_member(
     events: tuple[str, ...],
 ) -> Snapshot:
     channel = session.channel.key if session.channel else ""
-
-    def merge(doc: dict[str, Any]) -> dict[str, Any]:
-        before = watched(doc)
-        after = {**doc, **copy.deepcopy(carried), **copy.deepcopy(identity)}
-        manager.validator.check(target, before, after, identity=True)
-        return after
-
-    detail = {"member": target, "from": session.key}
-    audit = tuple(AuditEvent(event, channel, reason, detail) for event in events)
+    merge, audit = member_write(
+        manager.validator, channel, session.key, target, carried, identity, reason, events
+    )
     return manager.store.mutate(target, merge, lease=None, audit=audit)
 
 
-def unbind(manager: StateManager, channel: ChannelId, reason: str) -> str:
-    """Detach ``channel`` from its member, whose session forgets it; returns the member key."""
-    store = manager.store
-    target = store.route(channel.key)
-    if target is None:
-        raise IdentityError(f"{channel.key} is not bound to any member; nothing was changed")
+def forget_channel(target: str, channel: ChannelId) -> Change:
+    """The member's session forgets ``channel`` and the login it brought (unbinding)."""
     bound_channel = channel.as_dict()
 
     def forget(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -145,11 +180,20 @@ def unbind(manager: StateManager, channel: ChannelId, reason: str) -> str:
         # The number changed hands: its new holder must not inherit the login.
         return {**doc, "channel": None, "jwt_token": None, "authenticated": False}
 
+    return forget
+
+
+def unbind(manager: StateManager, channel: ChannelId, reason: str) -> str:
+    """Detach ``channel`` from its member, whose session forgets it; returns the member key."""
+    store = manager.store
+    target = store.route(channel.key)
+    if target is None:
+        raise IdentityError(f"{channel.key} is not bound to any member; nothing was changed")
     # The member's session forgets the channel first, then the route goes: a failure in
     # between leaves the channel bound, so running unbind again finishes the job.
     member_event = AuditEvent("identity.unbound", channel.key, reason, {"channel": channel.key})
     try:
-        store.mutate(target, forget, audit=(member_event,))
+        store.mutate(target, forget_channel(target, channel), audit=(member_event,))
     except SessionEnded:
         store.audit_append(target, member_event)
     store.unbind(channel.key, AuditEvent("identity.unbound", channel.key, reason, {}))

@@ -10,28 +10,23 @@ Nothing above this layer touches the store directly (README: Architecture).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from .. import metrics
 from ..errors import (
     CorruptState,
     InvalidInput,
     NoLiveSession,
     SessionMoved,
     StateError,
-    TransitionRefused,
     VersionConflict,
 )
 from ..store import HistoryEntry, Lease, SessionStatus, Snapshot, StateStore
-from ..store.audit import AuditEntry, AuditEvent, TailEntry
+from ..store.audit import AuditEntry, TailEntry
 from ..store.operations import Clock, utc_now
-from . import identity, recovery
-from .channel_ids import ChannelId, member_of_key, session_key_for
-from .documents import merge_patch
-from .model import STAGE_INIT
+from . import identity, recovery, writes
+from .channel_ids import ChannelId, parse_who, session_key_for
 from .recovery import RecoveryResult
 from .session import MemberSession
 from .stages import Stages
@@ -93,7 +88,7 @@ class StateManager:
         read by the caller in a round trip it made anyway (a worker reads the session
         with the message it takes). Each is used once, in place of reading that key.
         """
-        channel, key = _parse(who)
+        channel, key = parse_who(who)
         known = dict(prefetched) if prefetched else {}
         for _ in range(3):
             try:
@@ -128,17 +123,10 @@ class StateManager:
         """
         if not isinstance(patch, Mapping):
             raise InvalidInput(f"a patch must be an object, got {type(patch).__name__}")
-        channel, key = _parse(who)
+        channel, key = parse_who(who)
         key = self.store.resolve(key)
         if self.store.get(key) is None:
-            # Every rule the write will meet - the document's and the stage transition
-            # from the fresh session's INIT - checked before the session is started.
-            fresh = self._fresh_document(key, channel)
-            merged = merge_patch(copy.deepcopy(fresh), copy.deepcopy(dict(patch)))
-            self.validator.check(key, {}, merged, identity=True)
-            source, target = fresh["stage"], merged.get("stage", STAGE_INIT)
-            if isinstance(target, str) and not self.stages.allows(source, target):
-                raise TransitionRefused(key, source, target, self.stages.targets(source))
+            writes.check_fresh(self.validator, self.stages, key, channel, patch)
         session = self.open(who)
         if expect is not None and session.version != expect:
             raise VersionConflict(session.key, expect, session.version)
@@ -203,29 +191,13 @@ class StateManager:
     # -- internals -----------------------------------------------------------------------
 
     def _resolve(self, who: ChannelId | str) -> tuple[ChannelId | None, str]:
-        channel, key = _parse(who)
+        channel, key = parse_who(who)
         target = self.store.route(key)
         return channel, target or key
 
-    @staticmethod
-    def _fresh_document(key: str, channel: ChannelId | None) -> dict[str, Any]:
-        """The document a new session under ``key`` starts with."""
-        doc: dict[str, Any] = {"stage": STAGE_INIT, "authenticated": False}
-        doc["channel"] = channel.as_dict() if channel else None
-        member_id = member_of_key(key)
-        if member_id is not None:
-            doc["member_id"] = member_id
-        return doc
-
     def _start(self, key: str, channel: ChannelId | None, lease: Lease | None) -> MemberSession:
         expired = self.store.status(key) is SessionStatus.EXPIRED
-        doc = self._fresh_document(key, channel)
-        name = channel.key if channel else ""
-        events = [AuditEvent("session.started", name, "first message" if not expired else "")]
-        if expired:
-            metrics.EXPIRIES.inc()
-            events.insert(0, AuditEvent("session.expired", name, "the previous session timed out"))
-        self.validator.check(key, {}, doc, identity=True)
+        doc, events = writes.start(self.validator, key, channel, expired)
         try:
             snap = self.store.update(key, doc, expected_version=0, audit=events, lease=lease)
         except (VersionConflict, SessionMoved):
@@ -257,13 +229,3 @@ def _read(store: StateStore, key: str, known: dict[str, Prefetched]) -> Snapshot
     if isinstance(found, StateError):
         raise found
     return found
-
-
-def _parse(who: ChannelId | str) -> tuple[ChannelId | None, str]:
-    if isinstance(who, ChannelId):
-        return who, who.key
-    key = session_key_for(who)
-    if member_of_key(key) is not None:
-        return None, key
-    channel = ChannelId.parse(key)
-    return channel, channel.key

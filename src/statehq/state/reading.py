@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..store import Snapshot
+from ..store.operations import Clock
 from .channel_ids import ChannelId, member_of_key
 from .model import STAGE_INIT
 from .tokens import token_expiry
 
-if TYPE_CHECKING:
-    from .manager import StateManager
+
+class Clocked(Protocol):
+    """What a reader needs of its manager (blocking or asyncio): the time."""
+
+    clock: Clock
 
 
 class SessionReader:
-    """The read side of a session handle, over the snapshot it last read or wrote."""
+    """The read side of a session handle (blocking or asyncio), over its last snapshot."""
 
-    manager: StateManager
+    manager: Clocked
     key: str
     channel: ChannelId | None
     _snap: Snapshot
@@ -80,3 +84,11 @@ class SessionReader:
     def get_current_account(self) -> dict[str, Any] | None:
         """A copy of the account the member is acting on."""
         return copy.deepcopy(self._snap.doc.get("current_account"))
+
+    def _flow_id(self) -> str | None:
+        flow = self._snap.doc.get("flow_data")
+        return flow.get("id") if isinstance(flow, dict) else None
+
+    def _channel_name(self) -> str:
+        channel = self.get_channel()
+        return channel.key if channel else ""

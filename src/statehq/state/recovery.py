@@ -23,6 +23,7 @@ from .model import STAGE_INIT
 
 if TYPE_CHECKING:
     from .manager import StateManager
+    from .validator import StateValidator
 
 log = get_logger(__name__)
 
@@ -57,10 +58,7 @@ def diagnose(manager: StateManager, key: str) -> tuple[Snapshot | None, str]:
         snap = manager.store.get(key)
     except CorruptState as exc:
         return None, exc.detail
-    if snap is None:
-        return None, ""
-    found = manager.validator.violations(snap.doc)
-    return snap, "; ".join(str(v) for v in found)
+    return snap, violations_of(manager.validator, snap)
 
 
 def recover(
@@ -71,26 +69,47 @@ def recover(
     if not problem:
         version = snap.version if snap else 0
         return RecoveryResult("healthy", version, None, ""), snap
-    history = _history(manager, key)
+    doc, event, source = plan(
+        manager.validator, key, channel, _history(manager, key), problem, reason
+    )
+    written = _write(manager, key, doc, event, snap if source is not None else None)
+    return finished(key, written, source, problem), written
+
+
+def violations_of(validator: StateValidator, snap: Snapshot | None) -> str:
+    """What is wrong with a stored snapshot, in one line ("" when nothing)."""
+    found = validator.violations(snap.doc) if snap is not None else []
+    return "; ".join(str(v) for v in found)
+
+
+def plan(
+    validator: StateValidator,
+    key: str,
+    channel: ChannelId | None,
+    history: list[HistoryEntry],
+    problem: str,
+    reason: str,
+) -> tuple[dict[str, Any], AuditEvent, int | None]:
+    """The document to write, its audit entry, and the version it restores (None: a reset)."""
     for entry in history:
-        if manager.validator.violations(entry.doc):
+        if validator.violations(entry.doc):
             continue
         doc = {k: v for k, v in entry.doc.items() if k not in STORE_FIELDS}
         detail = {"restored_from": entry.version, "problem": problem}
-        event = AuditEvent("state.recovered", "", reason, detail)
-        written = _write(manager, key, doc, event, snap)
-        metrics.RECOVERIES.labels("restored").inc()
-        log.warning("restored %s from version %d: %s", mask_identity(key), entry.version, problem)
-        return RecoveryResult("restored", written.version, entry.version, problem), written
-    written = _write(
-        manager,
-        key,
-        safe_state(key, channel, history),
-        AuditEvent("state.reset", "", reason, {"problem": problem}),
-    )
-    metrics.RECOVERIES.labels("reset").inc()
-    log.warning("reset %s, no valid version in history: %s", mask_identity(key), problem)
-    return RecoveryResult("reset", written.version, None, problem), written
+        return doc, AuditEvent("state.recovered", "", reason, detail), entry.version
+    event = AuditEvent("state.reset", "", reason, {"problem": problem})
+    return safe_state(key, channel, history), event, None
+
+
+def finished(key: str, written: Snapshot, source: int | None, problem: str) -> RecoveryResult:
+    """Count and log what recovery did; the result handed to the caller."""
+    if source is None:
+        metrics.RECOVERIES.labels("reset").inc()
+        log.warning("reset %s, no valid version in history: %s", mask_identity(key), problem)
+        return RecoveryResult("reset", written.version, None, problem)
+    metrics.RECOVERIES.labels("restored").inc()
+    log.warning("restored %s from version %d: %s", mask_identity(key), source, problem)
+    return RecoveryResult("restored", written.version, source, problem)
 
 
 def reset(manager: StateManager, key: str, channel: ChannelId | None, reason: str) -> Snapshot:

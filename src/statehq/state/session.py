@@ -10,7 +10,6 @@ store's deadline, so concurrent writers on other channels lose nothing).
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,18 +22,17 @@ from ..errors import (
     StateValidationError,
     TransitionRefused,
 )
-from ..redact import get_logger, mask_identity, redact_text
-from ..store import DEFAULT_PRESERVE, Lease, Snapshot
+from ..redact import get_logger, mask_identity
+from ..store import Lease, Snapshot
 from ..store.audit import AuditEvent
-from ..store.codec import STORE_FIELDS
 from ..store.operations import Outbox
+from . import writes
 from .channel_ids import ChannelId
-from .documents import active_flow, merge_patch
-from .model import STAGE_AUTH, STAGE_INIT, STAGE_MENU, fresh_validation
+from .documents import merge_patch as merge_patch  # imported from here by older callers
 from .reading import SessionReader
 from .staging import Change, StagedTurn
 from .tokens import token_expiry
-from .validator import watched
+from .writes import Write
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -50,6 +48,8 @@ class MemberSession(SessionReader):
     (tell the member so); ``recovered`` says what recovery did if the stored state was
     corrupt or invalid when the session was opened.
     """
+
+    manager: StateManager
 
     def __init__(
         self,
@@ -76,105 +76,65 @@ class MemberSession(SessionReader):
     def get_jwt(self) -> str | None:
         """The backend token, refreshed first when it is about to expire; never an expired one."""
         token = self._snap.doc.get("jwt_token")
-        if not isinstance(token, str):
-            return None
-        expiry = token_expiry(token)
-        now = self.manager.clock()
-        if expiry is None:
-            return None
         margin = timedelta(seconds=self.manager.store.settings.jwt_refresh_margin)
-        if expiry - now > margin:
-            return token
+        usable, due = writes.token_due(token, self.manager.clock(), margin)
+        if not due or not isinstance(token, str):
+            return usable
         fresh = self._refresh(token)
         if fresh is not None:
             return fresh
-        if expiry > now:
-            return token
-        self._expire_token()
-        return None
+        if usable is None:
+            self._write(writes.expired_token(token))
+        return usable
 
     def reload(self) -> None:
         """Read the session again from the store."""
         fresh = self.manager.reopen(self)
         self._snap = fresh
 
-    # -- writing -------------------------------------------------------------------------
+    # -- writing: each write is described in statehq.state.writes -------------------------
 
     def update_state(
         self, patch: Mapping[str, Any], *, reason: str = "", message_id: str | None = None
     ) -> Snapshot:
         """Merge ``patch`` (RFC 7386: null deletes) after validating the whole result."""
-        if not isinstance(patch, Mapping):
-            raise InvalidInput(f"a patch must be an object, got {type(patch).__name__}")
-        frozen = copy.deepcopy(dict(patch))
-        return self._write(
-            lambda doc: merge_patch(doc, frozen),
-            "state.updated",
-            reason=reason,
-            message_id=message_id,
-        )
+        return self._write(writes.update_state(patch, reason, message_id))
+
+    def apply(
+        self,
+        change: Change,
+        *,
+        event: str = "state.updated",
+        reason: str = "",
+        detail: Mapping[str, Any] | None = None,
+    ) -> Snapshot:
+        """Apply ``change(doc)`` (it edits a private copy, or returns the new document).
+
+        Validated, transition-checked, audited as ``event`` and retried on conflicts like
+        every write: for changes a merge patch cannot say (replacing a nested object).
+        """
+        return self._write(writes.custom(change, event, reason, detail))
 
     def transition(self, stage: str, *, reason: str = "") -> Snapshot:
         """Move to ``stage`` if the stage machine declares the move from the current one."""
-
-        def move(doc: dict[str, Any]) -> None:
-            doc["stage"] = stage
-
-        return self._write(move, "stage.changed", reason=reason, detail={"to": stage})
+        return self._write(writes.transition(stage, reason))
 
     def start_flow(
         self, flow_id: str, step: str = "start", data: Mapping[str, Any] | None = None
     ) -> Snapshot:
         """Enter flow ``flow_id`` at ``step`` (its stage must be reachable from here)."""
-        initial = copy.deepcopy(dict(data or {}))
-
-        def start(doc: dict[str, Any]) -> None:
-            doc["stage"] = flow_id
-            doc["flow_data"] = {
-                "id": flow_id,
-                "step": step,
-                "data": initial,
-                "_validation": fresh_validation(),
-            }
-
-        return self._write(start, "flow.started", detail={"flow": flow_id, "step": step})
+        return self._write(writes.start_flow(flow_id, step, data))
 
     def advance(
         self, step: str, data: Mapping[str, Any] | None = None, *, message_id: str | None = None
     ) -> Snapshot:
         """Go to ``step``, merging ``data`` into the flow's data; validation starts afresh."""
-        patch = copy.deepcopy(dict(data or {}))
-
-        flow_id = self._flow_id()
-
-        def go(doc: dict[str, Any]) -> None:
-            flow = active_flow(doc, self.key, flow_id)
-            flow["step"] = step
-            flow["data"] = merge_patch(flow.get("data") or {}, patch)
-            flow["_validation"] = fresh_validation()
-
-        detail = {"flow": flow_id, "step": step}
-        return self._write(go, "flow.step", detail=detail, message_id=message_id)
+        return self._write(writes.advance(self.key, self._flow_id(), step, data, message_id))
 
     def record_validation(self, ok: bool, error: str | None = None) -> int:
         """Count an input attempt at the current step; returns the attempts so far."""
         at = self.manager.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        error = redact_text(error) if error else error  # it may echo what the member typed
-
-        expected = self._flow_id()
-
-        def count(doc: dict[str, Any]) -> None:
-            flow = active_flow(doc, self.key, expected)
-            validation = dict(flow.get("_validation") or fresh_validation())
-            validation["attempts"] = int(validation.get("attempts", 0)) + 1
-            validation["in_progress"] = not ok
-            validation["last_attempt"] = {"at": at, "ok": ok, "error": None if ok else error}
-            flow["_validation"] = validation
-
-        flow = self.get_flow() or {}
-        event = "validation.passed" if ok else "validation.failed"
-        detail = {"flow": flow.get("id"), "step": flow.get("step"), "error": error}
-        snap = self._write(count, event, detail=detail)
+        snap = self._write(writes.record_validation(self.key, self.get_flow(), ok, error, at))
         attempts: int = snap.doc["flow_data"]["_validation"]["attempts"]
         return attempts
 
@@ -183,25 +143,19 @@ class MemberSession(SessionReader):
         flow_id = self._flow_id()
         if flow_id is None:
             raise InvalidInput(f"session {self.key!r} has no active flow to end")
-        return self._write(self._leave_flow, "flow.ended", reason=reason, detail={"flow": flow_id})
+        return self._write(writes.leave_flow(self.manager.stages, flow_id, "flow.ended", reason))
 
     def cancel_flow(self, *, reason: str = "") -> Snapshot:
         """Abandon the active flow with the same cleanup as :meth:`end_flow` (no-op without one)."""
         flow_id = self._flow_id()
         if flow_id is None:
             return self._snap
-        detail = {"flow": flow_id}
-        return self._write(self._leave_flow, "flow.cancelled", reason=reason, detail=detail)
+        stages = self.manager.stages
+        return self._write(writes.leave_flow(stages, flow_id, "flow.cancelled", reason))
 
     def set_jwt(self, token: str, *, reason: str = "") -> Snapshot:
         """Store a new backend token (it must carry an ``exp`` claim)."""
-        if token_expiry(token) is None:
-            raise InvalidInput("the token is not a JWT with a readable exp claim; not stored")
-
-        def put(doc: dict[str, Any]) -> None:
-            doc["jwt_token"] = token
-
-        return self._write(put, "token.stored", reason=reason)
+        return self._write(writes.set_jwt(token, reason))
 
     def authenticate(
         self,
@@ -231,31 +185,11 @@ class MemberSession(SessionReader):
     def rollback(self, version: int, *, reason: str = "operator rollback") -> Snapshot:
         """Restore ``version`` from history as a new version (validated and audited)."""
         entries = self.manager.store.history(self.key, skip_corrupt=True)
-        target = next((e for e in entries if e.version == version), None)
-        if target is None:
-            from ..errors import VersionNotFound
-
-            raise VersionNotFound(self.key, version, [e.version for e in entries])
-        restored = {k: v for k, v in target.doc.items() if not k.startswith("_")}
-
-        def restore(doc: dict[str, Any]) -> dict[str, Any]:
-            return {**restored, **{k: doc[k] for k in STORE_FIELDS if k in doc}}
-
-        detail = {"to_version": version}
-        return self._write(
-            restore, "state.rolled_back", reason=reason, detail=detail, identity=True, stage=False
-        )
+        return self._write(writes.rollback(self.key, entries, version, reason))
 
     def record_message(self, direction: str, message_id: str, kind: str = "") -> None:
         """Audit an inbound (``in``) or outbound (``out``) message id."""
-        if direction not in ("in", "out"):
-            raise InvalidInput(f"direction must be 'in' or 'out', got {direction!r}")
-        event = AuditEvent(
-            f"message.{direction}",
-            self._channel_name(),
-            "",
-            {"message_id": message_id, "kind": kind},
-        )
+        event = writes.message_event(direction, message_id, kind, self._channel_name())
         self.manager.store.audit_append(self.key, event)
 
     # -- turns: a message's writes committed as one ---------------------------------------
@@ -312,42 +246,18 @@ class MemberSession(SessionReader):
 
     # -- internals -----------------------------------------------------------------------
 
-    def _write(
-        self,
-        change: Change,
-        event: str,
-        *,
-        reason: str = "",
-        detail: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        identity: bool = False,
-        stage: bool = True,
-    ) -> Snapshot:
-        store, validator, stages = self.manager.store, self.manager.validator, self.manager.stages
-        events = (AuditEvent(event, self._channel_name(), reason, detail),)
-
-        def apply(doc: dict[str, Any]) -> dict[str, Any]:
-            if not doc:
-                raise SessionEnded(self.key)
-            before = watched(doc)
-            result = change(doc)
-            after = doc if result is None else result
-            source = before.get("stage", STAGE_INIT)
-            target = after.get("stage", STAGE_INIT)
-            checked = stage and isinstance(source, str) and isinstance(target, str)
-            if checked and not stages.allows(source, target):
-                raise TransitionRefused(self.key, source, target, stages.targets(source))
-            validator.check(self.key, before, after, identity=identity)
-            return after
-
+    def _write(self, write: Write) -> Snapshot:
+        manager = self.manager
+        apply = writes.guarded(self.key, write, manager.validator, manager.stages)
+        events = write.audit(self._channel_name())
         if self._staged is not None:
-            return self._stage(apply, events)
+            return self._stage(apply, write, events)
         for _ in range(3):
             lease = self._fencing_lease()
             try:
-                with self._refusals_audited(event, reason):
-                    snap = store.mutate(
-                        self.key, apply, message_id=message_id, lease=lease, audit=events
+                with self._refusals_audited(write):
+                    snap = manager.store.mutate(
+                        self.key, apply, message_id=write.message_id, lease=lease, audit=events
                     )
             except SessionMoved as moved:
                 self.key = moved.target
@@ -363,56 +273,24 @@ class MemberSession(SessionReader):
         lease = self.lease
         return lease if isinstance(lease, Lease) and lease.member_id == self.key else None
 
-    def _stage(self, apply: Change, events: tuple[AuditEvent, ...]) -> Snapshot:
+    def _stage(self, apply: Change, write: Write, events: tuple[AuditEvent, ...]) -> Snapshot:
         staged = self._staged
         assert staged is not None
-        with self._refusals_audited(events[0].event, events[0].reason):
+        with self._refusals_audited(write):
             self._snap = staged.stage(self._snap, apply, events)
         return self._snap
 
     @contextlib.contextmanager
-    def _refusals_audited(self, attempted: str, reason: str) -> Iterator[None]:
+    def _refusals_audited(self, write: Write) -> Iterator[None]:
         """A refused write is counted and audited, then raised on."""
         try:
             yield
-        except StateValidationError as refused:
-            metrics.REFUSED_WRITES.inc()
-            self._audit_refusal("state.refused", refused, attempted, reason)
+        except (StateValidationError, TransitionRefused) as refused:
+            channel = self._channel_name()
+            event = writes.refusal_event(self.key, refused, write.event, write.reason, channel)
+            if event is not None:
+                self.manager.store.audit_append(self.key, event)
             raise
-        except TransitionRefused as refused:
-            metrics.REFUSED_TRANSITIONS.inc()
-            self._audit_refusal("transition.refused", refused, attempted, reason)
-            raise
-
-    def _audit_refusal(self, name: str, error: Exception, attempted: str, reason: str) -> None:
-        detail: dict[str, Any] = {"attempted": attempted}
-        if isinstance(error, StateValidationError):
-            detail["violations"] = [str(v) for v in error.violations]
-        if isinstance(error, TransitionRefused):
-            detail.update(source=error.source, target=error.target)
-        log.info("%s for %s: %s", name, mask_identity(self.key), error)
-        self.manager.store.audit_append(
-            self.key, AuditEvent(name, self._channel_name(), reason, detail)
-        )
-
-    def _leave_flow(self, doc: dict[str, Any]) -> dict[str, Any]:
-        kept = {k: doc[k] for k in DEFAULT_PRESERVE if k in doc}
-        flow_id = doc.get("stage", STAGE_INIT)
-        stages = self.manager.stages
-        back_to_auth = not doc.get("authenticated") and stages.allows(flow_id, STAGE_AUTH)
-        kept["stage"] = STAGE_AUTH if back_to_auth else STAGE_MENU
-        for name in STORE_FIELDS:
-            if name in doc:
-                kept[name] = doc[name]
-        return kept
-
-    def _flow_id(self) -> str | None:
-        flow = self._snap.doc.get("flow_data")
-        return flow.get("id") if isinstance(flow, dict) else None
-
-    def _channel_name(self) -> str:
-        channel = self.get_channel()
-        return channel.key if channel else ""
 
     def _refresh(self, token: str) -> str | None:
         refresher, member_id = self.manager.refresher, self.get_member_id()
@@ -429,20 +307,5 @@ class MemberSession(SessionReader):
             metrics.TOKEN_REFRESHES.labels("failed").inc()
             return None
         metrics.TOKEN_REFRESHES.labels("refreshed").inc()
-
-        def put(doc: dict[str, Any]) -> None:
-            if doc.get("jwt_token") == token:  # another handle may have stored a newer one
-                doc["jwt_token"] = fresh
-
-        self._write(put, "token.refreshed")
+        self._write(writes.refreshed_token(token, fresh))
         return fresh
-
-    def _expire_token(self) -> None:
-        expired = self._snap.doc.get("jwt_token")
-
-        def drop(doc: dict[str, Any]) -> None:
-            if doc.get("jwt_token") == expired:  # a newer token stored meanwhile stays
-                doc["jwt_token"] = None
-                doc["authenticated"] = False
-
-        self._write(drop, "token.expired", reason="the backend token expired and was not refreshed")

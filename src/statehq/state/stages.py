@@ -18,6 +18,13 @@ from collections.abc import Iterable
 from ..errors import InvalidInput
 from .model import STAGE_AUTH, STAGE_INIT, STAGE_MENU
 
+EXTERNAL_STAGES: frozenset[str] = frozenset({"aiogram"})
+"""Stages that frameworks running on statehq state keep their sessions in (``aiogram``:
+the aiogram FSM storage, :mod:`statehq.integrations.aiogram`). Every stage machine
+accepts a document in one of them as valid, so any process - the CLI with whatever
+bot it loaded - can show, roll back and recover those sessions; moving into one is a
+transition only the framework's own machine declares (with :meth:`Stages.add_flow`)."""
+
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -54,7 +61,7 @@ class Stages:
         self._edges[source].update(targets)
 
     def __contains__(self, stage: object) -> bool:
-        return stage in self._edges
+        return stage in self._edges or stage in EXTERNAL_STAGES
 
     def allows(self, source: str, target: str) -> bool:
         """True when moving from ``source`` to ``target`` is declared (or a no-op)."""

@@ -311,9 +311,14 @@ class AsyncStateStore:
         )
         return result
 
-    async def history(self, member_id: str) -> list[HistoryEntry]:
-        """The last ``history_length`` versions, newest first."""
-        result: list[HistoryEntry] = await self._run(self._ops.history(member_id))
+    async def history(self, member_id: str, *, skip_corrupt: bool = False) -> list[HistoryEntry]:
+        """The last ``history_length`` versions, newest first.
+
+        Raises :class:`CorruptState` for an undecodable entry, unless ``skip_corrupt``.
+        """
+        result: list[HistoryEntry] = await self._run(
+            self._ops.history(member_id, skip_corrupt=skip_corrupt)
+        )
         return result
 
     async def rollback(
@@ -365,6 +370,27 @@ class AsyncStateStore:
         result: bool = await self._run(self._ops.release(lease))
         return result
 
+    async def replace(
+        self,
+        member_id: str,
+        doc: dict[str, Any],
+        *,
+        expected_version: int | None = None,
+        audit: Sequence[AuditEvent] = (),
+    ) -> Snapshot:
+        """Write ``doc`` as the whole document without reading the stored one (recovery).
+
+        Every stored field, readable or not, is replaced; versions continue.
+        """
+        result: Snapshot = await self._run(
+            self._ops.replace(member_id, doc, expected_version=expected_version, audit=tuple(audit))
+        )
+        return result
+
+    async def discard(self, member_id: str) -> None:
+        """Remove an unreadable document and history, keeping the version counter (recovery)."""
+        await self._run(self._ops.discard(member_id))
+
     async def audit_append(self, session: str, event: AuditEvent) -> str:
         """Record an event that changes no state; returns its entry id."""
         result: str = await self._run(trail.append(self._ops, session, event))
@@ -398,6 +424,18 @@ class AsyncStateStore:
     async def resolve(self, session: str) -> str:
         """The key ``session``'s conversation lives under now: its member's once bound."""
         result: str = await self._run(routes.resolve(self._ops, session))
+        return result
+
+    async def bind(self, session: str, copied_version: int, target: str, event: AuditEvent) -> str:
+        """Route ``session`` to ``target`` if still at ``copied_version``; see :mod:`.routes`."""
+        result: str = await self._run(
+            routes.bind(self._ops, session, copied_version, target, event)
+        )
+        return result
+
+    async def unbind(self, session: str, event: AuditEvent) -> str:
+        """Remove ``session``'s route; returns the key it was bound to."""
+        result: str = await self._run(routes.unbind(self._ops, session, event))
         return result
 
     async def load_scripts(self) -> dict[str, int]:

@@ -152,6 +152,8 @@ class FakeGraph:
     :attr:`url` is known before :meth:`start`. With ``access_token`` set, any other
     bearer token is answered 401 (code 190). With ``phone_number_ids`` set, any other
     phone number id is answered 400 (code 100, subcode 33); without, every id is one.
+    :meth:`add_number` serves another number with a token of its own (several numbers
+    in one deployment); template messages are checked and recorded like any other.
     :attr:`display_phone_number` and :attr:`verified_name` are what a lookup of a number
     answers. ``delay`` (seconds) slows every answer. ``chunked`` sends answers with
     ``Transfer-Encoding: chunked`` instead of a ``Content-Length``; ``close_connections``
@@ -173,6 +175,8 @@ class FakeGraph:
     ) -> None:
         self.access_token = access_token
         self.phone_number_ids = frozenset(phone_number_ids) if phone_number_ids else None
+        # phone number id -> the only token it accepts (several numbers, each its own)
+        self.tokens: dict[str, str] = {}
         self.display_phone_number = "+1 555-010-0199"
         self.verified_name = "statehq test number"
         self.delay = 0.0
@@ -277,6 +281,24 @@ class FakeGraph:
                 if r.ok and not r.is_read and r.body.get("to") == wa_id
             ]
 
+    def add_number(self, phone_number_id: str, access_token: str) -> None:
+        """Serve another business number, which accepts only ``access_token``."""
+        with self._changed:
+            self.tokens[phone_number_id] = access_token
+
+    def sent_from(self, phone_number_id: str) -> list[Received]:
+        """The messages (not read receipts) accepted from ``phone_number_id``, in order."""
+        with self._changed:
+            return [
+                r
+                for r in self._received
+                if r.ok and not r.is_read and r.phone_number_id == phone_number_id
+            ]
+
+    def templates_to(self, wa_id: str) -> list[dict[str, Any]]:
+        """The ``template`` objects of the template messages accepted for ``wa_id``."""
+        return [b["template"] for b in self.messages_to(wa_id) if b.get("type") == "template"]
+
     def wait_for(
         self,
         count: int,
@@ -376,7 +398,7 @@ class FakeGraph:
 
     def _phone_number(self, phone: str, scope: Scope) -> tuple[int, dict[str, Any]]:
         """A lookup of a phone number id: its details, as Meta answers them."""
-        if not self._authorized(_header(scope, b"authorization")):
+        if not self._authorized(_header(scope, b"authorization"), phone):
             return 401, error_payload(190)
         if not self._known(phone):
             return 400, unknown_object_payload("get", phone)
@@ -389,16 +411,18 @@ class FakeGraph:
             "id": phone,
         }
 
-    def _authorized(self, authorization: str | None) -> bool:
-        return self.access_token is None or authorization == f"Bearer {self.access_token}"
+    def _authorized(self, authorization: str | None, phone: str | None = None) -> bool:
+        token = self.tokens.get(phone, self.access_token) if phone else self.access_token
+        return token is None or authorization == f"Bearer {token}"
 
     def _known(self, phone: str) -> bool:
-        return self.phone_number_ids is None or phone in self.phone_number_ids
+        known = self.phone_number_ids is None or phone in self.phone_number_ids
+        return known or phone in self.tokens
 
     def _answer(
         self, body: dict[str, Any], authorization: str | None, phone: str
     ) -> tuple[int, dict[str, Any]]:
-        if not self._authorized(authorization):
+        if not self._authorized(authorization, phone):
             return 401, error_payload(190)
         if not self._known(phone):
             return 400, unknown_object_payload("post", phone)
@@ -455,6 +479,44 @@ def _invalid(body: dict[str, Any]) -> str | None:
     kind = body.get("type", "text")
     if not isinstance(kind, str) or not isinstance(body.get(kind), dict):
         return f"The parameter {kind} is required."
+    if kind == "interactive" and body["interactive"].get("type") == "flow":
+        return _invalid_flow(body["interactive"])
+    if kind == "template":
+        return _invalid_template(body["template"])
+    return None
+
+
+def _invalid_template(template: dict[str, Any]) -> str | None:
+    """Why Graph would refuse a template message as malformed, or None."""
+    if not isinstance(template.get("name"), str) or not template["name"]:
+        return "The parameter template.name is required."
+    language = template.get("language")
+    if not isinstance(language, dict) or not isinstance(language.get("code"), str):
+        return "The parameter template.language.code is required."
+    return None
+
+
+def _invalid_flow(interactive: dict[str, Any]) -> str | None:
+    """Why Graph would refuse an interactive Flow message (navigate), or None."""
+    action = interactive.get("action")
+    if not isinstance(action, dict) or action.get("name") != "flow":
+        return "interactive.action.name must be 'flow'."
+    params = action.get("parameters")
+    if not isinstance(params, dict):
+        return "interactive.action.parameters is required."
+    if params.get("flow_message_version") != "3":
+        return "flow_message_version must be '3'."
+    for name in ("flow_token", "flow_id", "flow_cta"):
+        if not isinstance(params.get(name), str) or not params[name]:
+            return f"The parameter {name} is required."
+    if len(params["flow_cta"]) > 20:
+        return "flow_cta is limited to 20 characters."
+    payload = params.get("flow_action_payload")
+    if params.get("flow_action", "navigate") == "navigate":
+        if not isinstance(payload, dict) or not isinstance(payload.get("screen"), str):
+            return "flow_action_payload.screen is required when flow_action is navigate."
+        if "data" in payload and (not isinstance(payload["data"], dict) or not payload["data"]):
+            return "flow_action_payload.data must be a non-empty object."
     return None
 
 

@@ -16,9 +16,11 @@ from collections.abc import Iterator, Mapping
 from ...config import WhatsAppSettings
 from ...redact import get_logger
 from ..base import Received, Refusal, Rejected
-from .delivery import WhatsAppDelivery
+from ..http11 import HttpClient
+from .delivery import WhatsAppDelivery, count_received
 from .graph import GraphSender
 from .graph_errors import THROTTLE
+from .numbers import Lines
 from .webhook import SIGNATURE_HEADER, Batch, SignatureError, parse_webhook, verify_signature
 
 log = get_logger(__name__)
@@ -31,6 +33,7 @@ class WhatsAppChannel:
 
     def __init__(self, settings: WhatsAppSettings) -> None:
         self.settings = settings
+        self.lines = Lines(settings)  # the numbers file is read (and checked) once, here
 
     def verify(self, params: Mapping[str, str]) -> tuple[int, str]:
         """Meta's subscription handshake: the challenge back when the verify token matches."""
@@ -49,14 +52,18 @@ class WhatsAppChannel:
     def receive(self, headers: Mapping[str, str], body: bytes) -> Received:
         """Every update of a signed POST; Refusal when it is not Meta's (or not JSON)."""
         secret = self.settings.app_secret
-        if not secret:
+        if not any(line.app_secret for line in self.lines):
             raise Refusal(503, "WHATSAPP_APP_SECRET is not set, so no update can be verified")
+        vias = None
         try:
-            verify_signature(body, headers.get(SIGNATURE_HEADER.lower()), secret)
+            if self.lines.several:  # the signature says which numbers the body may speak for
+                vias = self.lines.admitted(body, headers.get(SIGNATURE_HEADER.lower()))
+            else:
+                verify_signature(body, headers.get(SIGNATURE_HEADER.lower()), secret or "")
         except SignatureError as unsigned:
             raise Refusal(unsigned.status, str(unsigned)) from None
         try:
-            batch = parse_webhook(json.loads(body), self.settings.phone_number_id)
+            batch = parse_webhook(json.loads(body), self.settings.phone_number_id, vias=vias)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Refusal(400, f"the body is not valid JSON: {exc}") from None
         except (ValueError, RecursionError) as exc:
@@ -67,10 +74,23 @@ class WhatsAppChannel:
             batch = Batch(rejected=(Rejected("unreadable", unreadable),))
         for number in batch.foreign_numbers:
             self._warn_foreign(number)
+        count_received(self.lines, batch.messages)
         return Received((*batch.messages, *batch.statuses), batch.rejected, batch.skipped)
 
     def _warn_foreign(self, number: str) -> None:
         """Updates for another number: usually a WHATSAPP_PHONE_NUMBER_ID copied wrong."""
+        if self.lines.several:
+            THROTTLE.warning(
+                log,
+                ("foreign number", number),
+                "WhatsApp webhook: updates for phone number id %s were acknowledged and "
+                "skipped: it is neither WHATSAPP_PHONE_NUMBER_ID nor in STATEHQ_WHATSAPP_NUMBERS "
+                "(%s), or the request was signed with another number's app secret. Fix: add the "
+                "number to the numbers file, or give it its app_secret there",
+                number,
+                ", ".join(line.label for line in self.lines),
+            )
+            return
         THROTTLE.warning(
             log,
             ("foreign number", number),
@@ -86,12 +106,19 @@ class WhatsAppChannel:
     def delivery(self) -> Iterator[WhatsAppDelivery]:
         """Replies through the Graph API from ``WHATSAPP_PHONE_NUMBER_ID``."""
         s = self.settings
-        sender = GraphSender(s.graph_url, s.phone_number_id or "", s.access_token or "")
-        delivery = WhatsAppDelivery(sender, mark_read=s.mark_read)
+        client = HttpClient()  # every number's sender shares it: one Graph API host
+        number, token = s.phone_number_id or "", s.access_token or ""
+        sender = GraphSender(s.graph_url, number, token, client=client)
+        others = {
+            via: GraphSender(s.graph_url, via, line.access_token, client=client)
+            for via, line in self.lines.extra.items()
+        }
+        delivery = WhatsAppDelivery(sender, mark_read=s.mark_read, numbers=others, lines=self.lines)
         try:
             yield delivery
         finally:
             delivery.close()
+            client.close()
 
     def problems(self) -> list[str]:
         """The settings whose absence stops the webhook or the replies."""
@@ -105,5 +132,11 @@ class WhatsAppChannel:
             missing.append(
                 "WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set: "
                 "replies cannot be sent (their failures are audited)"
+            )
+        unsigned = [line.label for line in self.lines.extra.values() if not line.app_secret]
+        if unsigned:
+            missing.append(
+                f"number(s) {', '.join(unsigned)} of STATEHQ_WHATSAPP_NUMBERS have no app_secret "
+                f"and WHATSAPP_APP_SECRET is not set: their updates are all skipped"
             )
         return missing

@@ -8,9 +8,12 @@ with the reason, for the log.
 
 Every message and status becomes an inbox :class:`~statehq.store.inbox.Update`, the one
 type the webhook route, the inbox and the workers know. What reaches the flow engine:
-text, reply buttons, list replies, template quick replies and flow replies
-(``nfm_reply``). Stickers, images, locations, unsupported and unknown types are
-``unsupported`` (the service answers them politely); ``system`` messages, ``deleted``
+text, reply buttons, list replies, template quick replies, flow replies (``nfm_reply``:
+its ``response_json`` must be a JSON object, its ``flow_token`` a string when present)
+and files: images, documents, audio, video and stickers, each with its media id and
+mime type (see :class:`statehq.flows.Media`; the engine audits every one and answers
+politely where no step takes it). Locations, contacts, unsupported and unknown types
+are ``unsupported`` (the service answers them politely); ``system`` messages, ``deleted``
 and ``edited`` messages, reactions, other interactive replies
 (``call_permission_reply``: a ``notice``) and statuses never move a flow and are never
 answered.
@@ -26,13 +29,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from ...digits import is_digits
 from ...errors import InvalidInput
-from ...flows import Buttons, Message, Option, Text
+from ...flows import MEDIA_KINDS, Buttons, FormMessage, FormReply, Media, Message, Option, Text
+from ...flows.payloads import PayloadError
 from ...store.inbox import Update
 from ...store.keys import MAX_MESSAGE_ID_LENGTH, check_message_id
 from ...text import clean_text
@@ -46,6 +50,7 @@ MAX_TIMESTAMP = 9_000_000_000
 _TIMESTAMP_DIGITS = 20  # leading zeros are fine; thousands of digits are not read at all
 _SENDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _STATUS = re.compile(r"[a-z_]{1,40}")
+T = TypeVar("T")
 
 
 class SignatureError(InvalidInput):
@@ -96,8 +101,13 @@ class _Malformed(Exception):
         self.sender = sender
 
 
-def parse_webhook(payload: Any, phone_number_id: str | None) -> Batch:
+def parse_webhook(
+    payload: Any, phone_number_id: str | None, *, vias: Mapping[str, str | None] | None = None
+) -> Batch:
     """Every message and status of a webhook body meant for ``phone_number_id``.
+
+    ``vias``, if given, names the numbers accepted instead (see :mod:`.numbers`), each
+    with what its senders' identities carry after ``@`` (None: the default's, nothing).
 
     Each update is read on its own: a malformed one is listed in ``Batch.rejected`` and
     never stops the others. Nothing here raises for anything a body can hold.
@@ -113,10 +123,12 @@ def parse_webhook(payload: Any, phone_number_id: str | None) -> Batch:
                 batch.skipped.append(f"field {_shown(name)} is not handled")
                 continue
             number = _dict(value.get("metadata")).get("phone_number_id")
-            if phone_number_id is not None and number != phone_number_id:
+            accepted = number in vias if vias is not None else phone_number_id in (None, number)
+            if not accepted:
                 batch.skipped.append(f"phone_number_id {_shown(number)} is not ours")
                 batch.foreign_numbers.append(_shown(number))
                 continue
+            batch.via = vias.get(str(number)) if vias is not None else None
             contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
             for raw in _list(value.get("messages")):
                 batch.take(batch.messages, _message, raw, contacts)
@@ -132,13 +144,19 @@ class _Collector:
         self.skipped: list[str] = []
         self.rejected: list[Rejected] = []
         self.foreign_numbers: list[str] = []
+        self.via: str | None = None  # the number the updates taken were sent to, if not the default
 
     def take(self, into: list[Any], parse: Callable[..., Any], raw: Any, *context: Any) -> None:
         """Parse one update into ``into``; whatever goes wrong rejects it alone."""
+        via = self.via
         try:
-            into.append(parse(raw, *context))
+            update = parse(raw, *context)
+            if via is not None:
+                update = replace(update, channel=f"{update.channel}@{via}")
+            into.append(update)
         except _Malformed as bad:
-            self.rejected.append(Rejected(bad.reason, bad.detail, bad.sender, _id_of(raw)))
+            sender = f"{bad.sender}@{via}" if bad.sender and via else bad.sender
+            self.rejected.append(Rejected(bad.reason, bad.detail, sender, _id_of(raw)))
         except Exception as bug:  # the last line: one update never fails the batch
             detail = f"could not be read ({type(bug).__name__}: {str(bug)[:200]})"
             self.rejected.append(Rejected("malformed", detail, None, _id_of(raw)))
@@ -238,13 +256,44 @@ def _content(raw: dict[str, Any], sender: str) -> tuple[str, str, str | None]:
             text = _text(reply.get("title", ""), "list_reply.title", sender)
             return "list", text, _choice(reply.get("id"))
         if reply_type == "nfm_reply":
-            text = _text(reply.get("response_json", ""), "nfm_reply.response_json", sender)
+            text = _text(reply.get("response_json"), "nfm_reply.response_json", sender)
+            _checked(lambda: FormReply.parse(text), sender)
             return "flow", text, None
         # call_permission_reply and the like: the member answered WhatsApp, not us.
         return "notice", "", None
     if kind in NEWS:
         return NEWS[kind], "", None
+    if kind in MEDIA_KINDS:
+        return kind, _media(kind, raw.get(kind), sender).encode(), None
     return "unsupported", "", None
+
+
+def _media(kind: str, body: Any, sender: str) -> Media:
+    """A file's description; its bytes stay at Meta, fetched by id when a bot wants them."""
+    if not isinstance(body, dict):
+        raise _Malformed("malformed", f"{kind} is {type(body).__name__}, not an object", sender)
+
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return None if value is None else _text(value, f"{kind}.{name}", sender)
+
+    media_id, mime_type = text("id"), text("mime_type")
+    if not media_id or not mime_type:
+        missing = "id" if not media_id else "mime_type"
+        raise _Malformed("malformed", f"{kind}.{missing} is missing", sender)
+    voice = body.get("voice") is True
+    caption, filename = text("caption"), text("filename")
+    return _checked(
+        lambda: Media(kind, media_id, mime_type, text("sha256"), caption, filename, voice), sender
+    )
+
+
+def _checked(read: Callable[[], T], sender: str) -> T:
+    """``read()``, its :class:`PayloadError` turned into this update's rejection."""
+    try:
+        return read()
+    except PayloadError as bad:
+        raise _Malformed("malformed", clean_text(str(bad)), sender) from None
 
 
 def _text(value: Any, what: str, sender: str) -> str:
@@ -312,6 +361,8 @@ def render(message: Message, to: str) -> dict[str, Any]:
             "action": {"buttons": buttons},
         }
         return {**base, "type": "interactive", "interactive": interactive}
+    if isinstance(message, FormMessage):
+        return {**base, "type": "interactive", "interactive": _form(message)}
     rows = [_row(option) for option in message.options]
     action = {"button": message.button, "sections": [{"rows": rows}]}
     interactive = {"type": "list", "body": {"text": message.body}, "action": action}
@@ -323,3 +374,22 @@ def _row(option: Option) -> dict[str, str]:
     if option.description:
         row["description"] = option.description
     return row
+
+
+def _form(message: FormMessage) -> dict[str, Any]:
+    """A Flow message: the button opens the Flow at ``screen``; ``flow_token`` comes back."""
+    payload: dict[str, Any] = {"screen": message.screen}
+    if message.data:  # Graph refuses an empty data object: it is left out instead
+        payload["data"] = dict(message.data)
+    parameters: dict[str, Any] = {
+        "flow_message_version": "3",
+        "flow_token": message.token,
+        "flow_id": message.flow_id,
+        "flow_cta": message.cta,
+        "flow_action": "navigate",
+        "flow_action_payload": payload,
+    }
+    if message.draft:
+        parameters["mode"] = "draft"
+    action = {"name": "flow", "parameters": parameters}
+    return {"type": "flow", "body": {"text": message.body}, "action": action}

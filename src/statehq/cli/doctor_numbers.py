@@ -1,0 +1,59 @@
+"""``statehq doctor``'s checks of the numbers file (``STATEHQ_WHATSAPP_NUMBERS``).
+
+Each number of the file gets the check the default number gets: ``GET
+{WHATSAPP_GRAPH_URL}/{phone_number_id}`` with that number's own token (nothing is sent
+to anyone), and, when it names a bot other than ``STATEHQ_BOT``, that bot imported and
+made. A file that cannot be read is reported by the configuration check; one that
+repeats the default number's id is reported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+from ..channels.whatsapp.numbers import Lines
+from ..channels.whatsapp.phone_number import look_up_phone_number
+from ..config import Settings
+from ..config_numbers import VARIABLE
+from ..errors import ConfigError
+from ..service.bots import number_bots
+from .doctor import Check, bot
+
+TOKEN_FIX = "set the number's access_token (or the variable its access_token_env names)"
+
+
+def number_checks(settings: Settings) -> list[Check]:
+    """One Graph API check per number of the file, and one per bot of its own."""
+    if not settings.whatsapp_numbers:
+        return []
+    try:
+        lines = Lines(settings.whatsapp)
+        bots = number_bots(settings)
+    except ConfigError as bad:
+        fix = f"correct {VARIABLE} (the default number is configured by WHATSAPP_*)"
+        return [Check("whatsapp_numbers", "WhatsApp numbers", "failed", str(bad), fix)]
+    checks: list[Check] = []
+    for number, line in lines.extra.items():
+        checks.append(_graph(settings, number, line.access_token))
+        if bots[number] != settings.bot:
+            made = bot(settings.override(bot=bots[number]))
+            checks.append(replace(made, name=f"bot_{number}", title=f"bot of {number}"))
+    return checks
+
+
+def _graph(settings: Settings, number: str, token: str) -> Check:
+    name, title = f"whatsapp_number_{number}", f"WhatsApp number {number}"
+    found = look_up_phone_number(settings.whatsapp_graph_url, number, token)
+    if found.number is None:
+        fix = found.fix or ""
+        if "WHATSAPP_ACCESS_TOKEN" in fix:  # the default number's words: this one's token
+            fix = f"{fix.split(':')[0]}: {TOKEN_FIX} in {VARIABLE}"
+        elif "WHATSAPP_PHONE_NUMBER_ID" in fix:
+            fix = f"{fix.replace('WHATSAPP_PHONE_NUMBER_ID', f'{number} (in {VARIABLE})')}"
+        return Check(name, title, "failed", found.problem, fix or None)
+    phone = found.number
+    detail = (
+        f"is {phone.display_phone_number} ({phone.verified_name or 'no verified name'}), "
+        f"quality {phone.quality_rating or '?'}"
+    )
+    return Check(name, title, "ok", detail, None, {"phone_number": asdict(phone)})
