@@ -94,6 +94,17 @@ NUMBER = '[[number]]\nphone_number_id = "106540352242923"\n'
         ("[[number]\n", "not valid TOML"),
         ("numbers = []\n", "the file: unknown key 'numbers'"),
         ('[reengage]\nname = "Hello Again"\n', "[reengage]: a template name is"),
+        # A string is not a list of values: "statehq" is not ("s", "t", "a", ...).
+        ('[reengage]\nname = "hi"\nparameters = "statehq"\n', "parameters are a sequence"),
+        ('[reengage]\nname = "hi"\nparameters = 7\n', "parameters are a sequence"),
+        ("[reengage]\nlanguage = 'en'\n", "[reengage]: a template name is"),
+        # A token with a line break could never be sent (every worker would fail at start).
+        (NUMBER + 'access_token = "EAAG\\nxyz"\n', "access_token must be one word"),
+        (NUMBER + 'access_token = "EAAG xyz"\n', "access_token must be one word"),
+        (NUMBER + 'access_token = "x"\napp_secret = "ab\\tcd"\n', "app_secret must be one word"),
+        # Longer than any id Meta gives: its members' identities could not be stored.
+        ('[[number]]\nphone_number_id = "' + "9" * 40 + '"\n', "number 1 needs phone_number_id"),
+        ("[[number]]\nphone_number_id = true\n", "number 1 needs phone_number_id"),
     ],
 )
 def test_a_bad_file_is_refused_with_what_to_fix(tmp_path: Path, text: str, said: str) -> None:
@@ -139,3 +150,16 @@ def test_serve_refuses_a_bad_file_before_it_starts(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "unknown key 'acess_token'" in done.stderr
     assert "serving" not in done.stdout
+
+
+def test_an_empty_file_or_one_with_only_reengage_is_fine(tmp_path: Path) -> None:
+    assert load_numbers(_file(tmp_path, "")).numbers == ()
+    only = load_numbers(_file(tmp_path, '[reengage]\nname = "hello_again"\n'))
+    assert (only.numbers, only.reengage) == ((), Template("hello_again"))
+
+
+def test_a_secret_variable_that_holds_a_line_break_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path, NUMBER + 'access_token_env = "TOKEN"\n')
+    with pytest.raises(ConfigError, match="access_token must be one word"):
+        load_numbers(path, {"TOKEN": "EAAG\nxyz"})
+    assert load_numbers(path, {"TOKEN": " EAAGxyz\n"}).numbers[0].access_token == "EAAGxyz"

@@ -50,6 +50,9 @@ NUMBER_KEYS = (
     "reengage",
 )
 TEMPLATE_KEYS = ("name", "language", "parameters")
+MAX_ID_DIGITS = 20
+"""The longest phone number id read (Meta's have 15 or 16 digits): a member's identity
+``whatsapp:<wa_id>@<id>`` must stay within what the store keys (128 characters)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,11 @@ def _number(where: str, n: int, table: dict[str, Any], env: Mapping[str, str]) -
     pnid = table.get("phone_number_id")
     if isinstance(pnid, int) and not isinstance(pnid, bool):
         pnid = str(pnid)  # written without quotes: TOML integers hold every real id exactly
-    if not isinstance(pnid, str) or not is_digits(pnid.strip()):
+    if (
+        not isinstance(pnid, str)
+        or not is_digits(pnid.strip())
+        or len(pnid.strip()) > MAX_ID_DIGITS
+    ):
         raise ConfigError(
             f"{where}: number {n} needs phone_number_id, the numeric id Meta shows for the "
             f"number (WhatsApp > API Setup), got {pnid!r}"
@@ -152,13 +159,26 @@ def _secret(
                 f"{where}: {what}: {key}_env names {named.strip()}, which is not set "
                 f"(or is empty) in the environment"
             )
-        return value
+        return _one_word(where, what, key, value)
     if inline is None:
         return None
     if not isinstance(inline, str) or not inline.strip():
         # The value may be a secret: its type is shown, never the value.
         raise ConfigError(f"{where}: {what}: {key} must be a non-empty string")
-    return inline.strip()
+    return _one_word(where, what, key, inline.strip())
+
+
+def _one_word(where: str, what: str, key: str, value: str) -> str:
+    """A secret as pasted, refused when it holds a space or a control character: no
+    token or app secret does, and a token with a line break can never be sent (every
+    worker would fail to start), so it is said here, at start-up."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        # The value may be a secret: never shown.
+        raise ConfigError(
+            f"{where}: {what}: {key} must be one word, without spaces, line breaks or "
+            f"control characters (copy it again)"
+        )
+    return value
 
 
 def _template(where: str, what: str, table: Any) -> Template | None:
@@ -168,10 +188,9 @@ def _template(where: str, what: str, table: Any) -> Template | None:
         raise ConfigError(f"{where}: {what} must be a table (name, language, parameters)")
     _known_keys(where, what, table, TEMPLATE_KEYS)
     try:
+        # The list as written: Template refuses a string, which tuple() would split.
         return Template(
-            table.get("name", ""),
-            table.get("language", "en_US"),
-            tuple(table.get("parameters", ())),
+            table.get("name", ""), table.get("language", "en_US"), table.get("parameters", ())
         )
     except (InvalidInput, TypeError) as bad:
         raise ConfigError(f"{where}: {what}: {bad}") from None

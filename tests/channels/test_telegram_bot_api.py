@@ -102,6 +102,20 @@ def test_permanent_errors_are_not_retried(api: BotApi, telegram: FakeTelegram) -
     assert (too_long.error_code, too_long.retryable) == (400, False)
 
 
+def test_the_fake_refuses_a_malformed_keyboard_edit_as_telegram_does(
+    api: BotApi, telegram: FakeTelegram
+) -> None:
+    """A keyboard Telegram cannot parse is its 400, never a crash of the fake: a 500 would
+    be retried five times and hide the bug of whoever sent it."""
+    message_id = api.call("sendMessage", {"chat_id": 42, "text": "Pick"}).result["message_id"]
+    for markup in ([1], "x", {"inline_keyboard": "x"}, {"inline_keyboard": [[{"text": "A"}]]}):
+        edit = {"chat_id": 42, "message_id": message_id, "reply_markup": markup}
+        refused = api.call("editMessageReplyMarkup", edit)
+        assert (refused.status, refused.attempts) == (400, 1), markup
+        assert refused.description.startswith("Bad Request: "), markup
+    assert "reply_markup" not in telegram.message(42, message_id)
+
+
 def test_a_wrong_token_fails_without_showing_it(telegram: FakeTelegram) -> None:
     wrong = "7000000001:AAH-the-wrong-token-0000000000"
     telegram.fail_next(1, error_code=400, description=f"Bad Request: no route /bot{TOKEN}/x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,11 +91,19 @@ def test_a_template_is_checked_when_built_and_rendered_as_graph_wants_it() -> No
         "components": [{"type": "body", "parameters": [{"type": "text", "text": "amanhã"}]}],
     }
     assert Text("hi", template=reminder).template == reminder
+    # Meta refuses line breaks, tabs and over 4 spaces in a row in a parameter (#100):
+    # they become one space, so the one message that can reach the member goes.
+    spaced = Template("x", parameters=("Tendai\n Moyo", "10\tUSD", "a     b", "ok    ok"))
+    (body,) = template_body(spaced, "263771234567")["template"]["components"]
+    assert [p["text"] for p in body["parameters"]] == ["Tendai Moyo", "10 USD", "a b", "ok    ok"]
+    assert spaced.parameters[0] == "Tendai\n Moyo"  # the bot's value, kept as given
     for bad in (
         lambda: Template("Salon Reminder"),
         lambda: Template("x", "english"),
         lambda: Template("x", parameters=("",)),
         lambda: Template("x", parameters="abc"),  # type: ignore[arg-type]
+        lambda: Template("x", parameters=7),  # type: ignore[arg-type]
+        lambda: Template("x", parameters=None),  # type: ignore[arg-type]
     ):
         with pytest.raises(InvalidInput):
             bad()
@@ -105,3 +114,81 @@ def test_the_window_closes_24_hours_after_the_members_message() -> None:
     sent = Update("wamid.A", "whatsapp:263771234567", "text", int(now) - 24 * 3600 + 60)
     assert not window_closed(sent, now)
     assert window_closed(sent, now + 61)
+    at_the_edge = Update("wamid.B", "whatsapp:263771234567", "text", 1_700_000_000)
+    assert not window_closed(at_the_edge, 1_700_000_000 + 24 * 3600 - 1)
+    assert window_closed(at_the_edge, 1_700_000_000 + 24 * 3600)  # exactly 24 h: closed
+
+
+def test_a_numbers_file_alone_is_no_problem_at_start(tmp_path: Path) -> None:
+    from statehq.channels.whatsapp import WhatsAppChannel
+
+    path = tmp_path / "numbers.toml"
+    path.write_text(f'[[number]]\nphone_number_id = "{OTHER}"\naccess_token = "t2"\n')
+    alone = WhatsAppSettings(verify_token="v", numbers=str(path))
+    (secret,) = WhatsAppChannel(alone).problems()  # no app secret anywhere: a real one
+    assert secret.startswith("WHATSAPP_APP_SECRET is not set")
+    path.write_text(path.read_text() + 'app_secret = "its-own"\n')
+    assert WhatsAppChannel(alone).problems() == []  # no default number is a choice
+    half = WhatsAppSettings(verify_token="v", numbers=str(path), phone_number_id="1")
+    (token,) = WhatsAppChannel(half).problems()  # half a default number is a mistake
+    assert token.startswith("WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set")
+
+
+def test_a_number_signed_with_another_apps_secret_is_a_warning_saying_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from statehq.channels.whatsapp import WhatsAppChannel
+    from statehq.channels.whatsapp.graph_errors import THROTTLE
+
+    path = tmp_path / "numbers.toml"
+    path.write_text(
+        f'[[number]]\nphone_number_id = "{OTHER}"\naccess_token = "t2"\napp_secret = "its-own"\n'
+    )
+    channel = WhatsAppChannel(
+        WhatsAppSettings(
+            app_secret="main-secret",
+            access_token="t1",
+            phone_number_id=webhooks.PHONE_NUMBER_ID,
+            numbers=str(path),
+        )
+    )
+    THROTTLE.clear()
+    body, headers = webhooks.signed(
+        webhooks.payload([webhooks.text("263771234567", "hi")], phone_number_id=OTHER),
+        "main-secret",
+    )
+    received = channel.receive({k.lower(): v for k, v in headers.items()}, body)
+    assert received.updates == ()
+    (said,) = [r.getMessage() for r in caplog.records if OTHER in r.getMessage()]
+    assert f"phone number id '{OTHER}' were acknowledged and skipped: the number is " in said
+    assert "configured, but the request was signed with the app secret of another" in said
+    assert "not in STATEHQ_WHATSAPP_NUMBERS" not in said
+
+
+def test_a_number_no_longer_configured_is_never_answered_from_another() -> None:
+    # Its messages were queued before the number left the numbers file (or are dead
+    # letters replayed after): answering from the default number would be another
+    # business writing to the member. The turn fails, so nothing is lost.
+    from statehq.channels.whatsapp.delivery import WhatsAppDelivery
+    from statehq.channels.whatsapp.graph import GraphSender
+
+    lines = _lines()
+    sender = GraphSender("http://127.0.0.1:9", webhooks.PHONE_NUMBER_ID, "t1")
+    delivery = WhatsAppDelivery(sender, lines=lines)
+    gone = Update("wamid.G", "whatsapp:263771234567@999", "text", int(time.time()), "hi")
+    with pytest.raises(InvalidInput, match="number 999 is not configured"):
+        delivery.render(gone, [Text("hello")])
+    failed = Update(
+        "status:wamid.G:failed",
+        "whatsapp:263771234567@999",
+        "status",
+        int(time.time()),
+        status="failed",
+        error_code=131047,
+        about="wamid.G",
+    )
+    follow = delivery.after_status(failed)
+    assert follow is not None
+    assert (follow.event, follow.entries) == ("message.not_reengaged", ())
+    assert "number 999 is not configured" in follow.reason
+    delivery.close()

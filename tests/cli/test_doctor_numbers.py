@@ -58,6 +58,8 @@ bot = "statehq_no_such_bot:make"
     made = line_of(done.stdout, f"bot of {THIRD}")
     assert made.startswith(f"FAILED   bot of {THIRD}")
     assert "there is no module 'statehq_no_such_bot'" in made
+    assert f"fix: correct number {THIRD}'s bot in STATEHQ_WHATSAPP_NUMBERS" in made
+    assert "STATEHQ_BOT" not in made  # the default's variable is not this bot's
     for secret in (TOKEN, SECOND_TOKEN, THIRD_TOKEN, "EAAG-wrong-third-token"):
         assert secret not in done.stdout + done.stderr
     received = {(r.phone_number_id, r.authorization) for r in graph.received()}
@@ -73,3 +75,44 @@ def test_the_default_number_listed_in_the_file_fails_the_numbers_check(
     assert done.returncode == 1
     checked = line_of(done.stdout, "WhatsApp numbers")
     assert f"phone_number_id {NUMBER} is WHATSAPP_PHONE_NUMBER_ID" in checked
+
+
+def test_a_numbers_file_alone_needs_no_default_number(here: Path, graph: FakeGraph) -> None:
+    # Every number in the file, each with its token and app secret: no WHATSAPP_* but
+    # the verify token and the Graph URL. Nothing is missing; no default is a hint.
+    numbers = here / "numbers.toml"
+    numbers.write_text(
+        f'[[number]]\nphone_number_id = "{SECOND}"\naccess_token = "{SECOND_TOKEN}"\n'
+        f'app_secret = "second-secret"\n'
+    )
+    env = {
+        "WHATSAPP_VERIFY_TOKEN": "doctor-verify",
+        "WHATSAPP_GRAPH_URL": graph.url,
+        "STATEHQ_WHATSAPP_NUMBERS": str(numbers),
+    }
+    done = doctor(here, env)
+    variables = line_of(done.stdout, "WhatsApp variables")
+    assert variables.startswith("ok       WhatsApp variables"), done.stdout
+    assert "no default number" in variables
+    assert "WHATSAPP_APP_SECRET" not in variables.splitlines()[0]
+    graph_line = line_of(done.stdout, "WhatsApp Graph API")
+    assert graph_line.startswith("skipped")
+    assert "no default number" in graph_line
+    assert line_of(done.stdout, f"WhatsApp number {SECOND}").startswith("ok")
+
+
+def test_a_numbers_file_without_app_secrets_still_needs_the_default_secret(
+    here: Path, graph: FakeGraph
+) -> None:
+    numbers = here / "numbers.toml"
+    numbers.write_text(f'[[number]]\nphone_number_id = "{SECOND}"\naccess_token = "x"\n')
+    env = {
+        "WHATSAPP_VERIFY_TOKEN": "doctor-verify",
+        "WHATSAPP_GRAPH_URL": graph.url,
+        "STATEHQ_WHATSAPP_NUMBERS": str(numbers),
+    }
+    done = doctor(here, env)
+    variables = line_of(done.stdout, "WhatsApp variables")
+    assert variables.startswith("FAILED   WhatsApp variables")
+    assert variables.split(None, 3)[3].startswith("WHATSAPP_APP_SECRET not set:")
+    assert "WHATSAPP_ACCESS_TOKEN" not in variables.splitlines()[0]

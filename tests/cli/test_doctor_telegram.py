@@ -70,6 +70,30 @@ def test_a_webhook_elsewhere_or_failing_is_a_hint(here: Path, telegram: FakeTele
     assert "hint: Telegram's last attempt to post an update failed: Wrong response" in failing
 
 
+def test_a_webhook_telegram_would_not_describe_is_not_called_missing(
+    here: Path, telegram: FakeTelegram
+) -> None:
+    """getWebhookInfo failing (throttled, a 5xx) or answering nonsense says so: never "no
+    webhook is set" (whose advice, calling setWebhook, may replace a webhook that works),
+    and never a traceback."""
+    telegram.webhook = {"url": "https://bot.example/webhooks/telegram", "pending_update_count": 0}
+    telegram.fail_next(1, error_code=429, retry_after=5, method="getWebhookInfo")
+    done = doctor(here, variables(telegram))
+    assert done.returncode == 0, done.stdout + done.stderr
+    throttled = line_of(done.stdout, "Telegram Bot API")
+    assert "no webhook is set" not in throttled
+    assert "webhook: unknown (it could not be read)" in throttled
+    assert "no webhook set" not in throttled
+    assert "hint: the webhook could not be read (Bot API error 429 on getWebhookInfo" in throttled
+    telegram.webhook = {"url": ["not", "a", "url"], "pending_update_count": "lots"}
+    garbage = doctor(here, variables(telegram))
+    assert "Traceback" not in garbage.stderr
+    assert garbage.returncode == 0, garbage.stdout + garbage.stderr
+    odd = line_of(garbage.stdout, "Telegram Bot API")
+    assert "hint: the webhook could not be read (getWebhookInfo answered" in odd
+    assert_no_secret(done.stdout + done.stderr + garbage.stdout + garbage.stderr)
+
+
 def test_a_revoked_token_fails_saying_where_to_get_one(here: Path, telegram: FakeTelegram) -> None:
     revoked = "7000000001:AAH-revoked-token-000000000000"
     done = doctor(here, variables(telegram, TELEGRAM_BOT_TOKEN=revoked))

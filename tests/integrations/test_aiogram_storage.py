@@ -9,6 +9,7 @@ handlers, and versioned, audited, rollback-able state under a readable session k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ from statehq import (
     LeaseLost,
     StateValidationError,
 )
+from statehq.errors import ConfigError, InvalidInput
 from statehq.integrations.aiogram import KeyMapper, StatehqStorage
 from statehq.integrations.aiogram.isolation import held_lease
 from statehq.store.embedded import EmbeddedValkey
@@ -133,6 +135,41 @@ async def test_keys_map_to_sessions(manager: AsyncStateManager) -> None:
         await storage.set_state(key, str(storage.channel(key)))
     for key in (private, group, topic, business, destiny):
         assert await storage.get_state(key) == str(storage.channel(key))
+
+
+async def test_keys_naming_separators_or_spaces_get_sessions_of_their_own(
+    manager: AsyncStateManager,
+) -> None:
+    """aiogram takes any text as a destiny or business connection id: none is refused for
+    its characters, and none reaches another key's session by spelling its separators."""
+    storage = StatehqStorage(manager)
+
+    def key(**parts: str) -> StorageKey:
+        return StorageKey(bot_id=1, chat_id=42, user_id=42, **parts)  # type: ignore[arg-type]
+
+    keys = [
+        key(business_connection_id="A:destiny=poll"),
+        key(business_connection_id="A", destiny="poll"),
+        key(destiny="poll:bot=5"),
+        key(destiny="my poll"),
+        key(destiny="{tag}"),
+        key(destiny="x@y"),
+        key(destiny="50%"),
+        key(destiny="50%25"),
+    ]
+    channels = [storage.channel(k) for k in keys]
+    assert len({str(c) for c in channels}) == len(keys)
+    assert str(storage.channel(key(destiny="my poll"))) == "telegram:42:destiny=my%20poll"
+    assert str(storage.channel(key(destiny="poll"))) == "telegram:42:destiny=poll"
+    assert all(c.via is None for c in channels)  # an "@" is the group chat's, only
+    bot5 = StorageKey(bot_id=5, chat_id=42, user_id=42, destiny="poll")
+    assert KeyMapper(with_bot_id=True).channel(bot5) != storage.channel(key(destiny="poll:bot=5"))
+    for k in keys:
+        await storage.set_state(k, k.destiny + (k.business_connection_id or ""))
+    for k in keys:
+        assert await storage.get_state(k) == k.destiny + (k.business_connection_id or "")
+    with pytest.raises(InvalidInput, match=r"aiogram key .* cannot be a statehq session"):
+        await storage.set_state(key(destiny="d" * 200), "x")
 
 
 async def test_state_is_versioned_audited_and_rolls_back(
@@ -262,12 +299,93 @@ async def test_isolation_fences_a_handler_that_lost_its_lease(
     assert await storage.get_data(key) == {}
 
 
+async def test_a_handler_cancelled_while_it_holds_the_lease_releases_it(
+    storage: StatehqStorage,
+) -> None:
+    """aiogram cancels handlers (shutdown, a timeout around them): the next update of the
+    key must not wait out the cancelled handler's lease, however often it is cancelled."""
+    isolation = storage.create_isolation(ttl=30, wait=0)
+    key = StorageKey(bot_id=1, chat_id=13, user_id=13)
+    for second_cancel_after in (None, 0, 1, 2, 5, 10, 20):
+        inside = asyncio.Event()
+
+        async def handler(inside: asyncio.Event = inside) -> None:
+            async with isolation.lock(key):
+                inside.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(handler())
+        await inside.wait()
+        task.cancel()
+        if second_cancel_after is not None:  # cancelled again while it cleans up
+            for _ in range(second_cancel_after):
+                await asyncio.sleep(0)
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with isolation.lock(key):  # wait=0: LeaseBusy if the lease was kept
+            assert held_lease("telegram:13") is not None
+        assert held_lease("telegram:13") is None
+
+
+async def test_a_handler_cancelled_while_it_takes_the_lease_leaves_none_behind(
+    storage: StatehqStorage,
+) -> None:
+    """Cancelled while the store grants its lease (a webhook request dropped, a timeout
+    around feed_update), a handler never learns the lease's token: the lease must still
+    be given back, not left to block the user's next update for its whole TTL."""
+    isolation = storage.create_isolation(ttl=30, wait=0)
+    key = StorageKey(bot_id=1, chat_id=14, user_id=14)
+    await storage.set_state(key, "start")
+    for turns in range(40):  # cancelled after 0, 1, 2, ... turns of the event loop
+
+        async def handler() -> None:
+            async with isolation.lock(key):
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(handler())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        async with isolation.lock(key):  # wait=0: LeaseBusy if a lease was left behind
+            pass
+
+
 async def test_from_url_opens_and_closes_its_own_store(server_url: str, prefix: str) -> None:
     storage = StatehqStorage.from_url(server_url, key_prefix=prefix)
     key = StorageKey(bot_id=1, chat_id=3, user_id=3)
     await storage.set_state(key, "x")
     assert await storage.get_state(key) == "x"
     await storage.close()
+    await storage.close()  # twice is once
+    with pytest.raises(InvalidInput, match="this storage is closed"):
+        await storage.get_state(key)
+    # Closed before its first use (the bot stopped before any update came): closed too,
+    # never a store opened afterwards that nobody closes.
+    unused = StatehqStorage.from_url(server_url, key_prefix=prefix)
+    await unused.close()
+    with pytest.raises(InvalidInput, match="this storage is closed"):
+        await unused.set_state(key, "y")
+    with pytest.raises(InvalidInput, match="this storage is closed"):
+        async with unused.create_isolation().lock(key):
+            pass
+
+
+def test_from_url_refuses_bad_settings_when_made_not_at_the_first_update() -> None:
+    """The storage is made at import, the store opened at the first update: a typo must
+    stop the bot from starting, not fail every user's first message."""
+    with pytest.raises(ConfigError, match=r"unknown setting.*session_tll"):
+        StatehqStorage.from_url("redis://127.0.0.1:1", session_tll=86400)
+    with pytest.raises(ConfigError, match="STATEHQ_REDIS_URL: unknown scheme 'foo'"):
+        StatehqStorage.from_url("foo://localhost")
+    with pytest.raises(ConfigError, match="STATEHQ_SESSION_TTL must be greater than 0"):
+        StatehqStorage.from_url("redis://127.0.0.1:1", session_ttl=-1)
+    storage = StatehqStorage.from_url("redis://127.0.0.1:1", session_ttl=60)  # not connected
+    for bad in ({"ttl": 0}, {"ttl": -5}, {"wait": -1}, {"ttl": float("nan")}):
+        with pytest.raises(InvalidInput, match=r"isolation's (ttl|wait) must be"):
+            storage.create_isolation(**bad)
 
 
 async def test_a_dispatcher_runs_a_form_on_statehq(

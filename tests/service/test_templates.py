@@ -17,6 +17,7 @@ from number_bots import SALON_GREETING
 from service_kit import Running, new_phone, service_settings, serving, settle
 from test_numbers import SECOND, SECOND_TOKEN, numbers_file
 
+from statehq.store.audit import AuditEvent
 from statehq.testing import webhooks
 from statehq.testing.fake_graph import FakeGraph
 
@@ -148,3 +149,80 @@ def test_without_a_template_a_131047_is_audited_and_nothing_is_sent(
     (skipped,) = _events(bare, f"whatsapp:{phone}", "message.not_reengaged")
     assert skipped.reason.startswith("no re-engagement template is configured")
     assert skipped.detail == {"message_id": "wamid.OUT4", "number": webhooks.PHONE_NUMBER_ID}
+
+
+def test_a_reply_refused_with_131047_at_once_goes_as_its_template_audited(
+    bare: Running, fresh_graph: FakeGraph
+) -> None:
+    # Meta's clock says the window closed though the message looks fresh: the send is
+    # refused synchronously. The reply's own template goes instead, with the same id.
+    phone = new_phone()
+    fresh_graph.fail_next(1, code=131047, to=phone)
+    message = webhooks.text(phone, "hi")
+    bare.send(message)
+    refused, sent = fresh_graph.wait_for(2)
+    assert (refused.ok, refused.body["type"]) == (False, "text")
+    assert (sent.ok, sent.body["type"]) == (True, "template")
+    assert "_template" not in {*refused.body, *sent.body}  # never shown to Meta
+    assert sent.body["biz_opaque_callback_data"] == f"{message['id']}#0"
+    assert fresh_graph.templates_to(phone)[0]["name"] == "salon_reminder"
+    settle(bare)
+    (done,) = _events(bare, f"whatsapp:{phone}", "message.templated")
+    assert done.detail == {
+        "reply": f"{message['id']}#0",
+        "number": webhooks.PHONE_NUMBER_ID,
+        "template": "salon_reminder",
+        "code": 131047,
+    }
+    assert _events(bare, f"whatsapp:{phone}", "message.failed") == []
+
+
+def test_a_reply_whose_template_is_refused_too_is_audited_as_failed_once(
+    bare: Running, fresh_graph: FakeGraph
+) -> None:
+    phone = new_phone()
+    fresh_graph.fail_next(2, code=131047, to=phone)  # the text, then its template
+    bare.send(webhooks.text(phone, "hi"))
+    fresh_graph.wait_for(2)
+    settle(bare)
+    (failed,) = _events(bare, f"whatsapp:{phone}", "message.failed")
+    assert (failed.detail["code"], failed.detail["attempts"]) == ("131047", 2)
+    assert "template salon_reminder" in failed.detail["error"]
+    assert _events(bare, f"whatsapp:{phone}", "message.templated") == []
+    assert len(fresh_graph.received()) == 2  # no loop: one try of each
+
+
+def test_one_template_a_window_even_for_a_member_with_a_long_trail(
+    salon: Running, fresh_graph: FakeGraph
+) -> None:
+    # A chatty day: over a page of audit entries before the template went. It is
+    # still found, so a second 131047 sends nothing.
+    phone = new_phone()
+    channel = f"whatsapp:{phone}"
+    for n in range(1100):
+        salon.store.audit_append(channel, AuditEvent("message.status", channel, "", {"n": n}))
+    _failed(salon, phone, "wamid.LONG1")
+    fresh_graph.wait_for(1)
+    settle(salon)
+    _failed(salon, phone, "wamid.LONG2")
+    settle(salon)
+    assert len(fresh_graph.templates_to(phone)) == 1
+    assert len(_events(salon, channel, "message.not_reengaged")) == 1
+
+
+def test_a_second_numbers_reply_refused_with_131047_goes_as_its_template_from_it(
+    salon: Running, fresh_graph: FakeGraph
+) -> None:
+    phone = new_phone()
+    fresh_graph.fail_next(1, code=131047, to=phone)
+    message = webhooks.text(phone, "hi")
+    answer = salon.post(webhooks.payload([message], phone_number_id=SECOND))
+    assert answer.json()["queued"] == 1, answer.text
+    refused, sent = fresh_graph.wait_for(2)
+    assert (refused.phone_number_id, sent.phone_number_id) == (SECOND, SECOND)
+    assert sent.authorization == f"Bearer {SECOND_TOKEN}"
+    assert "_from_number" not in sent.body
+    assert sent.body["template"]["name"] == "salon_reminder"
+    settle(salon)
+    (done,) = _events(salon, f"whatsapp:{phone}@{SECOND}", "message.templated")
+    assert (done.detail["number"], done.detail["reply"]) == (SECOND, f"{message['id']}#0")

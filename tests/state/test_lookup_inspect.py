@@ -29,6 +29,20 @@ def test_a_bare_phone_is_tried_on_every_channel(manager: StateManager) -> None:
         locate(manager, "263771230000")
 
 
+def test_a_bare_phone_finds_its_conversations_with_other_numbers(manager: StateManager) -> None:
+    # A member who wrote to a number of the numbers file: whatsapp:<phone>@<number>.
+    other = "whatsapp:263771234567@106540352242923"
+    manager.open(other)
+    found = locate(manager, "+263 77 123 4567")
+    assert (found.key, found.via) == (other, "phone on whatsapp, number 106540352242923")
+    manager.open(PHONE)  # and the default number's: which one is asked, never guessed
+    with pytest.raises(AmbiguousMember) as ambiguous:
+        locate(manager, "263771234567")
+    assert ambiguous.value.candidates == [PHONE, other]
+    with pytest.raises(NoLiveSession):
+        locate(manager, "26377123456")  # a prefix of the phone is another phone
+
+
 def test_the_same_identifier_on_two_channels_is_ambiguous(manager: StateManager) -> None:
     manager.open(PHONE)
     manager.open(WEB)

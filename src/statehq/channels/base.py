@@ -161,3 +161,13 @@ class FollowUp:
     once_per: float = 0.0
     instead: str = ""
     instead_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    """An audit entry a delivery asks for about one send (its report's optional ``note``):
+    WhatsApp's reply refused with 131047 and sent as its template, say."""
+
+    event: str
+    reason: str
+    detail: Mapping[str, Any]

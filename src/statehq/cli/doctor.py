@@ -4,7 +4,9 @@ Each check ends ``ok``, ``FAILED`` (with what to fix) or ``skipped`` (with why):
 
 - WhatsApp variables: the five ``WHATSAPP_*`` variables. None set at all is a
   deployment without WhatsApp (web chat only): skipped. Some set and others not fails,
-  naming the missing ones and where Meta shows each.
+  naming the missing ones and where Meta shows each. A numbers file may stand without
+  a default number: then its id and token (and the app secret, when every number of
+  the file has its own) are not missing.
 - WhatsApp Graph API: ``GET {WHATSAPP_GRAPH_URL}/{WHATSAPP_PHONE_NUMBER_ID}`` with the
   access token, as Meta answers it: the number's display phone and verified name when
   both are right; the error and its fix otherwise (190: the token; 100/33: the id), or
@@ -179,16 +181,19 @@ def _whatsapp_given(settings: Settings) -> dict[str, bool]:
 
 def whatsapp_variables(settings: Settings) -> Check:
     """The five WHATSAPP_* variables: all set, none set (skipped), or which are missing."""
+    from .doctor_numbers import NO_DEFAULT, not_needed  # it builds on this module
+
     title = "WhatsApp variables"
     given = _whatsapp_given(settings)
-    if not any(given.values()):
+    unneeded = not_needed(settings)  # a numbers file may stand without a default number
+    if not any(given.values()) and not unneeded:
         return Check(
             "whatsapp_variables",
             title,
             "skipped",
             "no WHATSAPP_* variable is set: WhatsApp is off (web chat and other channels only)",
         )
-    missing = [name for name in WHERE_META_SHOWS if not given[name]]
+    missing = [name for name in WHERE_META_SHOWS if not given[name] and name not in unneeded]
     graph = settings.whatsapp_graph_url
     facts = {"missing": missing, "graph_url": graph}
     if missing:
@@ -197,6 +202,10 @@ def whatsapp_variables(settings: Settings) -> Check:
         detail = f"{', '.join(missing)} not set: " + _missing_means(missing)
         return Check("whatsapp_variables", title, "failed", detail, fix, facts)
     shown = graph + (" (the default)" if graph == DEFAULT_GRAPH_URL else "")
+    if "WHATSAPP_PHONE_NUMBER_ID" in unneeded:
+        detail = f"all set for the numbers file's numbers; {NO_DEFAULT}; Graph API {shown}"
+        hint = "set the WHATSAPP_* variables of a default number, if one should answer"
+        return Check("whatsapp_variables", title, "ok", detail, hint, facts)
     detail = f"all set; phone number id {settings.whatsapp_phone_number_id}, Graph API {shown}"
     return Check("whatsapp_variables", title, "ok", detail, None, facts)
 
@@ -214,7 +223,12 @@ def _missing_means(missing: list[str]) -> str:
 
 def whatsapp_graph(settings: Settings) -> Check:
     """Does the Graph API accept the phone number id and the access token?"""
+    from .doctor_numbers import not_needed  # it builds on this module
+
     title = "WhatsApp Graph API"
+    if "WHATSAPP_PHONE_NUMBER_ID" in not_needed(settings):
+        why = "no default number: the numbers file's are checked one by one"
+        return Check("whatsapp_graph", title, "skipped", why)
     if not any(_whatsapp_given(settings).values()):
         return Check("whatsapp_graph", title, "skipped", "WhatsApp is off")
     token, number = settings.whatsapp_access_token, settings.whatsapp_phone_number_id
@@ -276,7 +290,10 @@ def telegram_bot_api(settings: Settings) -> Check:
     if found.bot is None:
         return Check("telegram_bot_api", title, "failed", found.problem, found.fix)
     bot = found.bot
-    webhook = bot.webhook_url or "no webhook set"
+    if bot.webhook_problem:  # nothing was read: an empty URL would say "none is set"
+        webhook = "unknown (it could not be read)"
+    else:
+        webhook = bot.webhook_url or "no webhook set"
     detail = f"bot @{bot.username} (id {bot.id}); webhook: {webhook}"
     if bot.pending_updates:
         detail += f", {bot.pending_updates} updates waiting"

@@ -29,6 +29,9 @@ NAME_LIMIT = 512
 PARAMETER_LIMIT = 1024
 _NAME = re.compile(r"[a-z0-9_]{1,512}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
+_REFUSED_IN_PARAMETER = re.compile(r"\s*[\n\r\t]\s*| {5,}")
+"""What Meta refuses in a body parameter (#100: "Param text cannot have new-line/tab
+characters or more than 4 consecutive spaces")."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Template:
                 f"a template language is a code such as en, en_US or pt_BR, "
                 f"got {self.language!r:.40}"
             )
-        if isinstance(self.parameters, str) or not all(
+        if not isinstance(self.parameters, list | tuple) or not all(
             isinstance(p, str) and p.strip() and len(p) <= PARAMETER_LIMIT for p in self.parameters
         ):
             raise InvalidInput(
@@ -68,6 +71,12 @@ class Template:
         """The Graph API's ``template`` object for this template."""
         body: dict[str, Any] = {"name": self.name, "language": {"code": self.language}}
         if self.parameters:
-            values = [{"type": "text", "text": value} for value in self.parameters]
+            # A value is often the member's or the bot's own text (a name, a note): its
+            # line breaks, tabs and long runs of spaces become one space, rather than
+            # Meta refusing the one message that reaches a member after the window.
+            values = [
+                {"type": "text", "text": _REFUSED_IN_PARAMETER.sub(" ", value)}
+                for value in self.parameters
+            ]
             body["components"] = [{"type": "body", "parameters": values}]
         return body

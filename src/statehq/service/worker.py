@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import metrics
-from ..channels.base import Delivery, DeliveryReport, FollowUp, inbound_of
+from ..channels.base import Delivery, DeliveryReport, FollowUp, Note, inbound_of
 from ..errors import (
     InvalidInput,
     LeaseLost,
@@ -512,13 +512,25 @@ class Worker:
         event, reason, entries = follow.event, follow.reason, list(follow.entries)
         if entries and follow.once_per:
             since = datetime.fromtimestamp(self.clock() - follow.once_per, UTC)
-            recent = self.store.audit_read(session_key, since=since, limit=1000)
-            if any(entry.event == follow.event for entry in recent):
+            if self._audited_since(session_key, follow.event, since):
                 event, reason, entries = follow.instead, follow.instead_reason, []
         if entries:
             self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
         self.store.audit_append(session_key, AuditEvent(event, sender, reason, follow.detail))
         return entries
+
+    def _audited_since(self, session_key: str, event: str, since: datetime) -> bool:
+        """Whether ``event`` is in the session's trail since ``since``: every page read,
+        since a chatty member's day can hold more than one (a paid template must not go
+        twice for it)."""
+        after: datetime | str = since
+        while True:
+            page = self.store.audit_read(session_key, since=after, limit=1000)
+            if any(entry.event == event for entry in page):
+                return True
+            if len(page) < 1000:
+                return False
+            after = page[-1].id
 
     def _send_pending(
         self, session_key: str, sender: str, lease: Lease, entries: list[str]
@@ -567,6 +579,10 @@ class Worker:
             self.store.audit_append(session_key, event)
             return
         self._log_reply(sender, reply_id, body, outcome)
+        note: Note | None = getattr(outcome, "note", None)  # e.g. sent as its template
+        if note is not None:
+            event = AuditEvent(note.event, sender, note.reason, dict(note.detail))
+            self.store.audit_append(session_key, event)
         if not outcome.ok:
             detail = {
                 "reply": reply_id,

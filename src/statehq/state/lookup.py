@@ -2,7 +2,8 @@
 
     locate(manager, "whatsapp:263771234567")   a channel identity
     locate(manager, "member:m-7") / "m-7"      a member id
-    locate(manager, "263771234567")            a bare phone: tried on every channel
+    locate(manager, "263771234567")            a bare phone: tried on every channel (and
+                                               every WhatsApp number it wrote to)
     locate(manager, "+263 77 123 4567")        the same, as people write numbers
     locate(manager, "@tendai_moyo")            a handle, where the bot can resolve it
 
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput, NoLiveSession, StateError
 from ..store import SessionStatus
-from .channel_ids import CHANNEL_TYPES, MEMBER_PREFIX, member_key, session_key_for
+from ..store.requests import Operation, Scan
+from .channel_ids import CHANNEL_TYPES, MEMBER_PREFIX, VIA, member_key, session_key_for
 
 if TYPE_CHECKING:
     from .manager import StateManager
@@ -108,6 +110,12 @@ def _bare(manager: StateManager, asked: str, word: str, starting: bool) -> Locat
     candidates = [(member_key(word), "member id")]
     candidates += [(f"{kind}:{word}", f"phone on {kind}") for kind in sorted(CHANNEL_TYPES)]
     found = [(key, via) for key, via in candidates if _exists(manager, key)]
+    if word.isdigit() and word.isascii():  # its conversations with other numbers too
+        numbered = [
+            (key, f"phone on whatsapp, number {key.rpartition(VIA)[2]}")
+            for key in manager.store.execute(_with_numbers(manager, word))
+        ]
+        found += [(key, via) for key, via in numbered if _exists(manager, key)]
     if not found and starting and word == asked.strip() and not word.isdigit():
         return _found(manager, asked, member_key(word), "member id (new)")
     if not found and starting:  # a phone number: on which channel? not guessed
@@ -121,6 +129,32 @@ def _bare(manager: StateManager, asked: str, word: str, starting: bool) -> Locat
         raise AmbiguousMember(asked, [key for key, _ in found])
     key, via = found[0]
     return _found(manager, asked, key, via)
+
+
+def _with_numbers(manager: StateManager, phone: str) -> Operation:
+    """The identities ``whatsapp:<phone>@<number>`` with keys in the store, sorted.
+
+    The numbers a member wrote to are not known here (a numbers file may have changed
+    since), so the store is asked: a SCAN for that phone's keys alone, fine for an
+    operator's lookup (as for a handle), never on a hot path. A phone is digits, so the
+    pattern needs no escaping.
+    """
+    prefix = manager.store.settings.key_prefix
+    pattern = f"{_glob_escaped(prefix)}:{{whatsapp:{phone}{VIA}*}}:*"
+    found: set[str] = set()
+    at = "0"
+    while True:
+        at, raw_keys = yield Scan(at, pattern, 1000)
+        for raw in raw_keys:
+            key = raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else str(raw)
+            start = len(prefix) + 2  # past "<prefix>:{"; a member id holds no brace
+            found.add(key[start : key.index("}", start)])
+        if at == "0":
+            return sorted(found)
+
+
+def _glob_escaped(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _exists(manager: StateManager, key: str) -> bool:

@@ -493,6 +493,14 @@ def _invalid_template(template: dict[str, Any]) -> str | None:
     language = template.get("language")
     if not isinstance(language, dict) or not isinstance(language.get("code"), str):
         return "The parameter template.language.code is required."
+    for component in template.get("components") or ():
+        for parameter in component.get("parameters") or ():
+            text = parameter.get("text") if isinstance(parameter, dict) else None
+            if isinstance(text, str) and (any(c in text for c in "\n\t") or " " * 5 in text):
+                return (
+                    "Param text cannot have new-line/tab characters or more than 4 "
+                    "consecutive spaces"
+                )
     return None
 
 

@@ -305,6 +305,11 @@ class FakeTelegram:
     def _edit_markup(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         chat_id, message_id = params.get("chat_id"), params.get("message_id")
         markup = params.get("reply_markup") or {}
+        # Telegram's 400 for a keyboard it cannot parse, never a crash here: a 500 would
+        # be retried, hiding the bug of whoever sent it.
+        bad = _bad_markup(params.get("reply_markup"))
+        if bad:
+            return _error(400, bad)
         with self._changed:
             message = None
             if isinstance(chat_id, int) and isinstance(message_id, int):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .bot_api import BotApi
+from ...redact import redact_text
+from .bot_api import BotApi, CallResult
 from .problems import explain
 
 LOOKUP_TIMEOUT = 5.0  # seconds; Telegram answers in well under one
@@ -27,6 +28,9 @@ class Bot:
     webhook_url: str
     pending_updates: int
     last_error: str | None
+    webhook_problem: str | None = None
+    """Why the webhook is unknown (getWebhookInfo failed, or answered no WebhookInfo): then
+    ``webhook_url`` is empty because nothing was read, not because none is set."""
 
 
 @dataclass(frozen=True)
@@ -46,16 +50,39 @@ def look_up_bot(api_url: str, token: str, *, timeout: float = LOOKUP_TIMEOUT) ->
             problem, fix = explain(api_url, me)
             return Lookup(None, problem, fix)
         hook = api.call("getWebhookInfo")
-    info: dict[str, Any] = hook.result if hook.ok and isinstance(hook.result, dict) else {}
+    info, unread = _webhook_info(api_url, hook)
     error = info.get("last_error_message")
     bot = Bot(
-        id=int(me.result.get("id") or 0),
+        id=_whole(me.result.get("id")),
         username=str(me.result.get("username") or ""),
         webhook_url=str(info.get("url") or ""),
-        pending_updates=int(info.get("pending_update_count") or 0),
+        pending_updates=_whole(info.get("pending_update_count")),
         last_error=str(error)[:300] if error else None,
+        webhook_problem=unread,
     )
     return Lookup(bot)
+
+
+def _webhook_info(api_url: str, hook: CallResult) -> tuple[dict[str, Any], str | None]:
+    """The WebhookInfo of a getWebhookInfo call, or ``{}`` and why there is none.
+
+    A failed call (throttled, a 5xx) is not "no webhook": saying so would send the
+    operator to setWebhook, which replaces a webhook that may work.
+    """
+    if not hook.ok:
+        return {}, explain(api_url, hook)[0]
+    info = hook.result
+    url = info.get("url") if isinstance(info, dict) else None
+    pending = info.get("pending_update_count", 0) if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not isinstance(url, str) or type(pending) is not int:
+        shown = redact_text(repr(info)[:80])
+        return {}, f"getWebhookInfo answered {shown}, not a WebhookInfo"
+    return info, None
+
+
+def _whole(value: Any) -> int:
+    """A count or id the Bot API answered: 0 unless it is a whole number."""
+    return value if type(value) is int else 0
 
 
 def webhook_hint(bot: Bot) -> str | None:
@@ -64,6 +91,8 @@ def webhook_hint(bot: Bot) -> str | None:
         "call setWebhook with url=https://<your host>/webhooks/telegram and secret_token="
         "$TELEGRAM_SECRET_TOKEN (README: Telegram)"
     )
+    if bot.webhook_problem:
+        return f"the webhook could not be read ({bot.webhook_problem}): run doctor again"
     if not bot.webhook_url:
         return f"no webhook is set, so Telegram sends statehq no updates: {setup}"
     if not bot.webhook_url.rstrip("/").endswith(WEBHOOK_PATH):

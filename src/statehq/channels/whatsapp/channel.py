@@ -79,6 +79,19 @@ class WhatsAppChannel:
 
     def _warn_foreign(self, number: str) -> None:
         """Updates for another number: usually a WHATSAPP_PHONE_NUMBER_ID copied wrong."""
+        if self.lines.several and number in {repr(line.phone_number_id) for line in self.lines}:
+            # Ours, but the signature is another Meta app's: its secret is the thing to fix.
+            THROTTLE.warning(
+                log,
+                ("foreign number", number),
+                "WhatsApp webhook: updates for phone number id %s were acknowledged and "
+                "skipped: the number is configured, but the request was signed with the "
+                "app secret of another Meta app than the one it belongs to. Fix: give the "
+                "number the app_secret of its own app in STATEHQ_WHATSAPP_NUMBERS (or "
+                "WHATSAPP_APP_SECRET for the default number)",
+                number,
+            )
+            return
         if self.lines.several:
             THROTTLE.warning(
                 log,
@@ -124,17 +137,20 @@ class WhatsAppChannel:
         """The settings whose absence stops the webhook or the replies."""
         s = self.settings
         missing = []
-        if not s.app_secret:
+        if not any(line.app_secret for line in self.lines):
             missing.append("WHATSAPP_APP_SECRET is not set: the webhook answers 503 to every POST")
         if not s.verify_token:
             missing.append("WHATSAPP_VERIFY_TOKEN is not set: Meta's verify step will fail")
-        if not (s.access_token and s.phone_number_id):
+        # A numbers file may stand alone, without a default number (neither variable):
+        # only half a default number is a mistake.
+        no_default = self.lines.several and not (s.access_token or s.phone_number_id)
+        if not (s.access_token and s.phone_number_id) and not no_default:
             missing.append(
                 "WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set: "
                 "replies cannot be sent (their failures are audited)"
             )
         unsigned = [line.label for line in self.lines.extra.values() if not line.app_secret]
-        if unsigned:
+        if unsigned and any(line.app_secret for line in self.lines):
             missing.append(
                 f"number(s) {', '.join(unsigned)} of STATEHQ_WHATSAPP_NUMBERS have no app_secret "
                 f"and WHATSAPP_APP_SECRET is not set: their updates are all skipped"

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from ... import metrics
+from ..base import Note
 from ..http11 import HttpClient
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
@@ -60,7 +61,8 @@ class SendResult:
     ``error.code`` and ``subcode`` its ``error.error_subcode`` (100 with 33: no such phone
     number id for this token); ``retryable`` says the last failure was of a kind worth
     retrying, that is: the sender gave up after ``attempts`` tries rather than at the
-    first answer.
+    first answer. ``note`` is what the audit trail should say about the send besides its
+    outcome (set by the delivery, e.g. a reply sent as its template after 131047).
     """
 
     ok: bool
@@ -71,6 +73,7 @@ class SendResult:
     attempts: int
     retryable: bool
     subcode: int | None = None
+    note: Note | None = None
 
     @property
     def failure_label(self) -> str:
@@ -115,6 +118,7 @@ class GraphSender:
         if backoff < 0 or max_backoff < 0:
             raise ValueError("backoff and max_backoff must not be negative")
         self.base_url = base_url.rstrip("/")
+        self.number = phone_number_id
         self.url = f"{self.base_url}/{phone_number_id}/messages"
         self._token = access_token
         self._attempts = attempts

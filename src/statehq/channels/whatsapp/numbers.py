@@ -88,6 +88,10 @@ class Lines:
         via = channel.via
         return self.extra.get(via, self.default) if via is not None else self.default
 
+    def of_via(self, via: object) -> Line:
+        """The number a rendered body names to be sent from (the default for none)."""
+        return self.extra.get(via, self.default) if isinstance(via, str) else self.default
+
     def admitted(self, body: bytes, header: str | None) -> dict[str, str | None]:
         """The numbers a request signed with ``header`` may carry updates for, each with
         the ``via`` its senders' identities get; :class:`SignatureError` when no secret

@@ -9,6 +9,10 @@ to that number; after it, only a registered template. Two moments decide:
   old (an update answered after an outage, with ``STATEHQ_MAX_MESSAGE_AGE`` above a
   day). A reply that carries a template (``Text(..., template=Template(...))``) is sent
   as that template then; one without is sent as it is, and Meta refuses it.
+- **A send refused with 131047.** Meta's clock may disagree with the message's
+  timestamp (a reply just past the edge): the send is refused at once. A reply that
+  carries a template travels with it (:data:`FALLBACK`), so it is sent again as its
+  template, under the same reply id, and audited as ``message.templated``.
 - **A 131047 status.** Meta may refuse later, in a ``statuses[].errors`` update (its
   clock, a reply sent just past the edge). The service then sends the number's
   re-engagement template, if the numbers file gives one, at most once per member and
@@ -35,6 +39,9 @@ REENGAGEMENT = 131047
 FROM_NUMBER = "_from_number"
 """The key of a rendered body that names the number to send it from (taken off before
 the Graph API sees it); absent, the default number's."""
+FALLBACK = "_template"
+"""The key of a rendered body that holds its reply's template body, sent instead when
+the Graph API refuses the reply with 131047 (taken off before the Graph API sees it)."""
 
 
 def window_closed(update: Update, now: float | None = None) -> bool:

@@ -32,16 +32,13 @@ from typing import Any
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
-from ...config import Settings, StoreSettings
+from ...config import Settings, StoreSettings, store_settings_of
 from ...errors import InvalidInput
 from ...state import AsyncMemberSession, AsyncStateManager, ChannelId, Stages
 from ...store import AsyncStateStore
 from . import layout
 from .isolation import StatehqEventIsolation, held_lease
 from .keys import KeyMapper
-
-_Opener = tuple[str | None, Settings | StoreSettings | None, dict[str, Any]]
-"""What :meth:`StatehqStorage.from_url` was given: the store is opened on first use."""
 
 
 class StatehqStorage(BaseStorage):
@@ -66,7 +63,7 @@ class StatehqStorage(BaseStorage):
         self._manager = manager
         if manager is not None:
             layout.declare(manager.stages)
-        self._opener: _Opener | None = None
+        self._opener: StoreSettings | None = None  # from_url's settings: opened on first use
         self._owned: AsyncStateStore | None = None
         self._opening = asyncio.Lock()
 
@@ -83,10 +80,15 @@ class StatehqStorage(BaseStorage):
         Valkey, Cluster, Sentinel), else ``STATEHQ_REDIS_URL``, else the embedded server.
 
         ``overrides`` are store settings, e.g. ``session_ttl=3600`` (the default is
-        ``STATEHQ_SESSION_TTL``, 300 s after the last use).
+        ``STATEHQ_SESSION_TTL``, 300 s after the last use). They are checked here, with
+        the ``STATEHQ_*`` variables, and a bad one raises :class:`~statehq.ConfigError`
+        naming it: this line runs when the bot starts, the first use at a user's message.
         """
+        if url is not None:
+            overrides["redis_url"] = url
+        resolved = store_settings_of(settings).override(**overrides)
         storage = cls(keys=keys)
-        storage._opener = (url, settings, overrides)
+        storage._opener = resolved
         return storage
 
     async def manager(self) -> AsyncStateManager:
@@ -97,8 +99,7 @@ class StatehqStorage(BaseStorage):
             if self._manager is None:
                 if self._opener is None:
                     raise InvalidInput("this storage is closed")
-                url, settings, overrides = self._opener
-                self._owned = await AsyncStateStore.open(url, settings=settings, **overrides)
+                self._owned = await AsyncStateStore.open(settings=self._opener)
                 self._manager = AsyncStateManager(self._owned, stages=layout.declare(Stages()))
         return self._manager
 
@@ -164,10 +165,16 @@ class StatehqStorage(BaseStorage):
         return layout.data_of(snap.doc)
 
     async def close(self) -> None:
-        """Close the store if this storage opened it (a manager handed in stays open)."""
-        owned, self._owned = self._owned, None
+        """Close the store if this storage opened it (a manager handed in stays open).
+
+        A storage made by :meth:`from_url` is closed for good, used or not: one closed
+        before its first use must not open a store afterwards that nobody closes.
+        """
+        async with self._opening:  # not while the store is being opened: after it
+            owned, self._owned = self._owned, None
+            if self._opener is not None:
+                self._manager, self._opener = None, None
         if owned is not None:
-            self._manager, self._opener = None, None
             await owned.close()
 
     # -- internals -----------------------------------------------------------------------
