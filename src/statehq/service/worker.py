@@ -22,7 +22,6 @@ processed concurrently by other workers, threads or processes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import threading
@@ -33,9 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import metrics
-from ..channels.base import Delivery, DeliveryReport, FollowUp, Note, inbound_of
+from ..channels.base import Delivery, FollowUp, inbound_of
 from ..errors import (
-    InvalidInput,
     LeaseLost,
     SessionMoved,
     StateError,
@@ -50,6 +48,7 @@ from ..store.drain import Advance, Advanced, Drain, Finish, Read, Start
 from ..store.inbox import Claim, Taken, Update
 from ..store.operations import Outbox
 from .bots import Engine
+from .replies import ReplySender
 
 log = get_logger(__name__)
 
@@ -135,9 +134,7 @@ class Worker:
     ) -> None:
         self.store = store
         self.engine = engine
-        # One way out per channel type (a single one serves every channel).
-        self.deliveries = delivery if isinstance(delivery, Mapping) else None
-        self.delivery = delivery if not isinstance(delivery, Mapping) else None
+        self.replies = ReplySender(store, delivery, name)
         self.settings = settings
         self.stop = stop
         self.name = name
@@ -471,7 +468,7 @@ class Worker:
 
         def outbox(replies: list[Message]) -> Outbox:
             # The last attempt's are kept.
-            queued[:] = self._delivery(update.channel).render(update, replies)
+            queued[:] = self.replies.delivery_for(update.channel).render(update, replies)
             return Outbox(sender, tuple(queued))
 
         started = time.perf_counter()
@@ -498,14 +495,14 @@ class Worker:
             return []  # notices, deletions, edits and reactions are news, never questions
         if not self.store.execute(self.inbox.first_reply(sender, self.settings.unsupported_window)):
             return []
-        entries = self._delivery(update.channel).render(update, [Text(UNSUPPORTED)])
+        entries = self.replies.delivery_for(update.channel).render(update, [Text(UNSUPPORTED)])
         self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
         return entries
 
     def _follow_up(self, session_key: str, sender: str, update: Update) -> list[str]:
         """What the channel does about a delivery status (WhatsApp: a template after
         131047, see :class:`~statehq.channels.base.FollowUp`): audited, its replies queued."""
-        hook = getattr(self._delivery(update.channel), "after_status", None)
+        hook = getattr(self.replies.delivery_for(update.channel), "after_status", None)
         follow: FollowUp | None = hook(update) if hook is not None else None
         if follow is None:
             return []
@@ -554,62 +551,9 @@ class Worker:
         for raw in entries:
             if raw not in self._delivered:
                 self._keep_lease(lease)
-                self._deliver(session_key, sender, raw)
+                self.replies.send(session_key, sender, raw)
                 self._delivered[raw] = (session_key, sender)
         return list(entries)
-
-    def _deliver(self, session_key: str, sender: str, raw: str) -> None:
-        """Send one outbox entry; a failure is audited (the entry is not retried)."""
-        try:
-            queued = json.loads(raw)
-            reply_id, body = str(queued["id"]), queued["body"]
-            outcome: DeliveryReport = self._delivery(sender).deliver(body)
-        except Exception as error:  # an entry that cannot be read or sent must not block
-            log.error(
-                "%s: a reply to %s could not be sent",
-                self.name,
-                mask_identity(sender),
-                exc_info=error,
-            )
-            detail: dict[str, Any] = {
-                "code": "internal",
-                "error": redact_text(f"{type(error).__name__}: {error}")[:300],
-            }
-            event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
-            self.store.audit_append(session_key, event)
-            return
-        self._log_reply(sender, reply_id, body, outcome)
-        note: Note | None = getattr(outcome, "note", None)  # e.g. sent as its template
-        if note is not None:
-            event = AuditEvent(note.event, sender, note.reason, dict(note.detail))
-            self.store.audit_append(session_key, event)
-        if not outcome.ok:
-            detail = {
-                "reply": reply_id,
-                "code": outcome.failure_label,
-                "error": redact_text(outcome.detail)[:300],
-                "attempts": outcome.attempts,
-            }
-            event = AuditEvent("message.failed", sender, "the reply could not be sent", detail)
-            self.store.audit_append(session_key, event)
-
-    @staticmethod
-    def _log_reply(sender: str, reply_id: str, body: Any, outcome: DeliveryReport) -> None:
-        """One line per reply sent (a read receipt's only at debug: one per message)."""
-        level = logging.DEBUG if body.get("status") == "read" else logging.INFO
-        if not log.isEnabledFor(level):
-            return
-        said = "sent" if outcome.ok else f"failed code={outcome.failure_label}"
-        kind = "receipt" if level == logging.DEBUG else "reply"
-        log.log(
-            level,
-            "%s out to=%s id=%s %s attempts=%d",
-            kind,
-            mask_identity(sender),
-            reply_id,
-            said,
-            outcome.attempts,
-        )
 
     def _record(
         self, session_key: str, sender: str, event: str, update: Update, reason: str = ""
@@ -632,17 +576,6 @@ class Worker:
         if update.error_code is not None:
             detail.update(code=update.error_code, error=update.error_title)
         self.store.audit_append(session_key, AuditEvent(event, sender, reason, detail))
-
-    def _delivery(self, channel: str) -> Delivery:
-        """The way out to ``channel`` (an identity such as ``whatsapp:263...``)."""
-        if self.delivery is not None:
-            return self.delivery
-        assert self.deliveries is not None
-        kind = channel.partition(":")[0]
-        found = self.deliveries.get(kind)
-        if found is None:
-            raise InvalidInput(f"no channel is registered for {kind!r} (statehq.channels.registry)")
-        return found
 
     def _session_key(self, sender: str) -> str:
         return self.store.resolve(sender)
