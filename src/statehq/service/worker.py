@@ -29,10 +29,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from .. import metrics
-from ..channels.base import Delivery, FollowUp, inbound_of
+from ..channels.base import Delivery, inbound_of
 from ..errors import (
     LeaseLost,
     SessionMoved,
@@ -40,7 +39,7 @@ from ..errors import (
     StoreRefused,
     StoreUnavailable,
 )
-from ..flows import Inbound, Message, Text
+from ..flows import Inbound, Message
 from ..redact import get_logger, mask_identity, redact_text
 from ..store import Lease, StateStore
 from ..store.audit import AuditEvent
@@ -48,14 +47,10 @@ from ..store.drain import Advance, Advanced, Drain, Finish, Read, Start
 from ..store.inbox import Claim, Taken, Update
 from ..store.operations import Outbox
 from .bots import Engine
+from .notices import Notices
 from .replies import ReplySender
 
 log = get_logger(__name__)
-
-UNSUPPORTED = (
-    "I can only read text and menu choices. Please type your answer, or tap one of the "
-    "options I sent."
-)
 
 
 @dataclass(frozen=True)
@@ -135,6 +130,7 @@ class Worker:
         self.store = store
         self.engine = engine
         self.replies = ReplySender(store, delivery, name)
+        self.notices = Notices(store, self.replies, settings.unsupported_window, clock)
         self.settings = settings
         self.stop = stop
         self.name = name
@@ -407,14 +403,14 @@ class Worker:
         # returned, so the outbox need not be read:
         # what a worker that died left there went out when this drain began.
         if update.kind == "status":
-            self._record(session_key, sender, "message.status", update)
-            return session_key, self._follow_up(session_key, sender, update)
+            self.notices.record(session_key, sender, "message.status", update)
+            return session_key, self.notices.follow_up(session_key, sender, update)
         if not fresh:
             metrics.OLD_MESSAGES.inc()
-            self._record(session_key, sender, "message.old", update, "too old to answer")
+            self.notices.record(session_key, sender, "message.old", update, "too old to answer")
             return session_key, []
         if inbound is None:
-            return session_key, self._not_understood(session_key, sender, update)
+            return session_key, self.notices.not_understood(session_key, sender, update)
         return self._run(sender, update, inbound, lease, reads)
 
     def _failed(self, sender: str, taken: Taken, error: Exception) -> float | None:
@@ -488,47 +484,6 @@ class Worker:
             return done.session_key, None  # committed before: its replies are in the outbox
         return done.session_key, queued
 
-    def _not_understood(self, session_key: str, sender: str, update: Update) -> list[str]:
-        """Audit an update no turn can take; the polite reply queued, if any."""
-        self._record(session_key, sender, "message.ignored", update, update.kind)
-        if update.kind != "unsupported":
-            return []  # notices, deletions, edits and reactions are news, never questions
-        if not self.store.execute(self.inbox.first_reply(sender, self.settings.unsupported_window)):
-            return []
-        entries = self.replies.delivery_for(update.channel).render(update, [Text(UNSUPPORTED)])
-        self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
-        return entries
-
-    def _follow_up(self, session_key: str, sender: str, update: Update) -> list[str]:
-        """What the channel does about a delivery status (WhatsApp: a template after
-        131047, see :class:`~statehq.channels.base.FollowUp`): audited, its replies queued."""
-        hook = getattr(self.replies.delivery_for(update.channel), "after_status", None)
-        follow: FollowUp | None = hook(update) if hook is not None else None
-        if follow is None:
-            return []
-        event, reason, entries = follow.event, follow.reason, list(follow.entries)
-        if entries and follow.once_per:
-            since = datetime.fromtimestamp(self.clock() - follow.once_per, UTC)
-            if self._audited_since(session_key, follow.event, since):
-                event, reason, entries = follow.instead, follow.instead_reason, []
-        if entries:
-            self.store.execute(self.inbox.queue_replies(session_key, sender, entries))
-        self.store.audit_append(session_key, AuditEvent(event, sender, reason, follow.detail))
-        return entries
-
-    def _audited_since(self, session_key: str, event: str, since: datetime) -> bool:
-        """Whether ``event`` is in the session's trail since ``since``: every page read,
-        since a chatty member's day can hold more than one (a paid template must not go
-        twice for it)."""
-        after: datetime | str = since
-        while True:
-            page = self.store.audit_read(session_key, since=after, limit=1000)
-            if any(entry.event == event for entry in page):
-                return True
-            if len(page) < 1000:
-                return False
-            after = page[-1].id
-
     def _send_pending(
         self, session_key: str, sender: str, lease: Lease, entries: list[str]
     ) -> None:
@@ -554,28 +509,6 @@ class Worker:
                 self.replies.send(session_key, sender, raw)
                 self._delivered[raw] = (session_key, sender)
         return list(entries)
-
-    def _record(
-        self, session_key: str, sender: str, event: str, update: Update, reason: str = ""
-    ) -> None:
-        """Audit an update that ran no turn (a status, an old or ignored message); log it.
-
-        A status is logged only at debug: every reply brings back two or three.
-        """
-        if event == "message.status":
-            if log.isEnabledFor(logging.DEBUG):
-                who, about = mask_identity(sender), update.about or update.id
-                log.debug("status in from=%s id=%s status=%s", who, about, update.status)
-        elif log.isEnabledFor(logging.INFO):
-            said = "not answered (too old)" if event == "message.old" else "ignored"
-            who = mask_identity(sender)
-            log.info("message in from=%s id=%s kind=%s %s", who, update.id, update.kind, said)
-        detail: dict[str, Any] = {"message_id": update.about or update.id, "kind": update.kind}
-        if update.status is not None:
-            detail["status"] = update.status
-        if update.error_code is not None:
-            detail.update(code=update.error_code, error=update.error_title)
-        self.store.audit_append(session_key, AuditEvent(event, sender, reason, detail))
 
     def _session_key(self, sender: str) -> str:
         return self.store.resolve(sender)
