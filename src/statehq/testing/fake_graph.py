@@ -36,17 +36,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
-Scope = dict[str, Any]
-Event = dict[str, Any]
-Receive = Callable[[], Awaitable[Event]]
-Send = Callable[[Event], Awaitable[None]]
+from .asgi import BackgroundServer, Receive, Scope, Send, listen, read_body, respond
 
 ERRORS: dict[int, tuple[int, str, str]] = {
     1: (500, "An unknown error occurred", "Invalid request or possible server error."),
@@ -145,7 +141,7 @@ class _Failure:
     subcode: int | None = field(default=None)
 
 
-class FakeGraph:
+class FakeGraph(BackgroundServer):
     """Meta's ``/messages`` endpoint on a local port; see the module docstring.
 
     The port is bound when the object is made (``port=0`` picks a free one), so
@@ -162,6 +158,8 @@ class FakeGraph:
     :func:`~statehq.testing.topologies.tls.make_certificates`). Started once, stopped
     once; the accessors are safe from any thread.
     """
+
+    title = "the fake Graph server"
 
     def __init__(
         self,
@@ -183,7 +181,7 @@ class FakeGraph:
         self.chunked = False
         self.close_connections = False
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = _listen(host, port, family)
+        self._sock = listen(host, port, family)
         bound = self._sock.getsockname()[1]
         self._certificate = (ssl_certfile, ssl_keyfile)
         scheme = "https" if ssl_certfile else "http"
@@ -192,15 +190,11 @@ class FakeGraph:
         self._changed = threading.Condition()
         self._received: list[Received] = []
         self._failures: deque[_Failure] = deque()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> FakeGraph:
         """Serve on a background thread (its own event loop); returns once listening."""
-        if self._server is not None:
-            raise RuntimeError("this FakeGraph was already started")
         config = uvicorn.Config(
             self,
             interface="asgi3",
@@ -212,37 +206,7 @@ class FakeGraph:
             ssl_certfile=self._certificate[0],
             ssl_keyfile=self._certificate[1],
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name="fake-graph"
-        )
-        self._thread.daemon = True
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the fake Graph server did not start on {self.url}")
-            time.sleep(0.002)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port (open connections are closed)."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeGraph:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self._serve(config, timeout)
 
     # -- programming and inspecting -------------------------------------------------------
 
@@ -363,19 +327,19 @@ class FakeGraph:
             return
         parts = [p for p in scope["path"].split("/") if p]
         if scope["method"] == "GET" and parts == ["_fake", "received"]:
-            await _respond(send, 200, [r.body for r in self.received()])
+            await respond(send, 200, [r.body for r in self.received()])
         elif scope["method"] == "GET" and parts == ["_fake", "summary"]:
-            await _respond(send, 200, self.summary())
+            await respond(send, 200, self.summary())
         elif scope["method"] == "POST" and len(parts) in (2, 3) and parts[-1] == "messages":
             await self._messages(parts[-2], scope, receive, send)  # optional /vXX.X prefix
         elif scope["method"] == "GET" and len(parts) in (1, 2):
-            await _respond(send, *self._phone_number(parts[-1], scope))
+            await respond(send, *self._phone_number(parts[-1], scope))
         else:
             missing = error_payload(100, details=f"Unknown path components: {scope['path']}")
-            await _respond(send, 400, missing)
+            await respond(send, 400, missing)
 
     async def _messages(self, phone: str, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         authorization = _header(scope, b"authorization")
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -394,7 +358,7 @@ class FakeGraph:
         with self._changed:
             self._received.append(record)
             self._changed.notify_all()
-        await _respond(send, status, answer, self.chunked, self.close_connections)
+        await respond(send, status, answer, self.chunked, self.close_connections)
 
     def _phone_number(self, phone: str, scope: Scope) -> tuple[int, dict[str, Any]]:
         """A lookup of a phone number id: its details, as Meta answers them."""
@@ -448,24 +412,6 @@ class FakeGraph:
                     self._failures.remove(failure)
                     return failure
         return None
-
-
-def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
-    """A listening socket whose ``proto`` is IPPROTO_TCP.
-
-    asyncio sets TCP_NODELAY only on accepted sockets that say IPPROTO_TCP, and they
-    inherit ``proto`` from this one (``socket.create_server`` leaves it 0). Without it
-    every answer waits out the client's delayed ACK: 40 ms a request instead of 0.3.
-    """
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def _invalid(body: dict[str, Any]) -> str | None:
@@ -533,32 +479,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        event = await receive()
-        chunks.append(event.get("body", b""))
-        if not event.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(
-    send: Send, status: int, payload: Any, chunked: bool = False, close: bool = False
-) -> None:
-    data = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json")]
-    if not chunked:  # without a length, uvicorn frames the body in chunks
-        headers.append((b"content-length", b"%d" % len(data)))
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    if chunked:  # two chunks, so a client must put them together
-        half = len(data) // 2
-        await send({"type": "http.response.body", "body": data[:half], "more_body": True})
-        data = data[half:]
-    await send({"type": "http.response.body", "body": data})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

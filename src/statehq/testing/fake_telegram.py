@@ -31,12 +31,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
-import uvicorn
-
-from .fake_graph import Receive, Scope, Send, _listen, _read_body, _respond
+from .asgi import BackgroundServer, Receive, Scope, Send, listen, read_body, respond
 
 BOT_ID = 7000000001
 NOT_MODIFIED = (
@@ -69,19 +66,21 @@ class _Failure:
     method: str | None
 
 
-class FakeTelegram:
+class FakeTelegram(BackgroundServer):
     """The Bot API of one bot (``token``) on a local port; see the module docstring.
 
     The port is bound when the object is made, so :attr:`url` is known before
     :meth:`start`. Started once, stopped once; the accessors are safe from any thread.
     """
 
+    title = "the fake Bot API"
+
     def __init__(self, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.token = token
         self.username = "statehq_test_bot"
         self.blocked: set[int] = set()
         self.webhook: dict[str, Any] = {"url": "", "pending_update_count": 0}
-        self._sock = _listen(host, port, socket.AF_INET)
+        self._sock = listen(host, port, socket.AF_INET)
         self.url = f"http://{host}:{self._sock.getsockname()[1]}"
         self._changed = threading.Condition()
         self._calls: list[Call] = []
@@ -89,46 +88,8 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._answered: set[str] = set()
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self, timeout: float = 10.0) -> FakeTelegram:
-        """Serve on a background thread; returns once listening."""
-        config = uvicorn.Config(
-            self, lifespan="off", log_level="warning", log_config=None, access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the fake Bot API did not start on {self.url}")
-            time.sleep(0.002)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- programming and inspecting -------------------------------------------------------
 
@@ -207,7 +168,7 @@ class FakeTelegram:
         """Serve one request (uvicorn calls this)."""
         if scope["type"] != "http":
             return
-        raw = await _read_body(receive)
+        raw = await read_body(receive)
         token, _, method = scope["path"].removeprefix("/bot").partition("/")
         try:
             params = json.loads(raw) if raw else {}
@@ -223,7 +184,7 @@ class FakeTelegram:
         with self._changed:
             self._calls.append(Call(method, params, status, answer, time.monotonic()))
             self._changed.notify_all()
-        await _respond(send, status, answer)
+        await respond(send, status, answer)
 
     def _answer(
         self, token: str, method: str, params: dict[str, Any]
