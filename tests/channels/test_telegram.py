@@ -22,7 +22,7 @@ from statehq.channels.telegram import (
 )
 from statehq.channels.telegram.render import button_of, formatted
 from statehq.config import Settings, TelegramSettings
-from statehq.flows import Buttons, Option, OptionList, Text
+from statehq.flows import Buttons, Media, Option, OptionList, Text
 from statehq.state.channel_ids import CHANNEL_TYPES
 from statehq.store.inbox import Update
 
@@ -132,13 +132,8 @@ def test_a_tap_on_a_message_telegram_no_longer_shows_is_not_edited() -> None:
 @pytest.mark.parametrize(
     ("content", "kind"),
     [
-        ({"sticker": {"file_id": "CAACAgIAAxk", "emoji": "👍"}}, "unsupported"),
-        (
-            {"photo": [{"file_id": "AgAC", "width": 90, "height": 90}], "caption": "hi"},
-            "unsupported",
-        ),
         ({"location": {"latitude": -17.8, "longitude": 31.0}}, "unsupported"),
-        ({"voice": {"file_id": "AwAC", "duration": 2}}, "unsupported"),
+        ({"contact": {"phone_number": "+263771234567", "first_name": "T"}}, "unsupported"),
         ({"write_access_allowed": {"from_request": True}}, "notice"),
         ({"pinned_message": {"message_id": 3, "chat": CHAT, "date": 0}}, "notice"),
     ],
@@ -150,6 +145,72 @@ def test_other_messages_are_answered_politely_or_recorded(
     parsed = one({"update_id": 5, "message": {**message, **content}})
     assert (parsed.kind, parsed.text) == (kind, "")
     assert inbound_of(parsed) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (  # the sizes Telegram made of a photo: the largest is kept; photos are JPEGs
+            {
+                "photo": [
+                    {"file_id": "AgACsmall", "width": 90, "height": 90},
+                    {"file_id": "AgACAgQAAxkBAAIBlarge", "width": 1280, "height": 960},
+                ],
+                "caption": "the receipt",
+            },
+            Media("image", "AgACAgQAAxkBAAIBlarge", "image/jpeg", caption="the receipt"),
+        ),
+        (
+            {
+                "document": {
+                    "file_id": "BQACdoc",
+                    "file_name": "claim.pdf",
+                    "mime_type": "application/pdf",
+                }
+            },
+            Media("document", "BQACdoc", "application/pdf", filename="claim.pdf"),
+        ),
+        (
+            {"voice": {"file_id": "AwACvoice", "duration": 2}},
+            Media("audio", "AwACvoice", "audio/ogg", voice=True),
+        ),
+        (
+            {"sticker": {"file_id": "CAACAgIAAxk", "emoji": "👍", "is_animated": True}},
+            Media("sticker", "CAACAgIAAxk", "application/x-tgsticker"),
+        ),
+        (
+            {"video": {"file_id": "BAACvid", "mime_type": "video/mp4; codecs=avc1"}},
+            Media("video", "BAACvid", "video/mp4"),
+        ),
+    ],
+)
+def test_a_file_reaches_the_bot_as_media(content: dict[str, Any], expected: Media) -> None:
+    message = {k: v for k, v in TEXT["message"].items() if k != "text"}
+    parsed = one({"update_id": 5, "message": {**message, **content}})
+    assert parsed.kind == expected.kind
+    inbound = inbound_of(parsed)
+    assert inbound is not None
+    assert inbound.media == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ({"photo": []}, "photo is not a list of sizes"),
+        ({"document": {"file_name": "x.pdf"}}, "document.file_id is missing"),
+        ({"voice": "AwAC"}, "voice is str, not an object"),
+        ({"document": {"file_id": "BQAC", "mime_type": "pdf"}}, "is not a mime type"),
+        ({"video": {"file_id": "has spaces in it"}}, "is not a media id"),
+    ],
+)
+def test_a_malformed_file_is_rejected_with_the_reason(content: dict[str, Any], reason: str) -> None:
+    message = {k: v for k, v in TEXT["message"].items() if k != "text"}
+    received = parse_update({"update_id": 5, "message": {**message, **content}}, NOW)
+    assert received.updates == ()
+    (rejected,) = received.rejected
+    assert rejected.reason == "malformed"
+    assert reason in rejected.detail
+    assert rejected.sender == "123456789"
 
 
 def test_an_edit_is_news_timed_when_it_was_made() -> None:

@@ -270,17 +270,20 @@ def test_malformed_and_unhandled_updates_get_a_precise_answer_never_a_traceback(
         answer = service.http.post(WEBHOOK, json=ignored, headers=headers)
         assert answer.json() == {"queued": 0, "duplicates": 0, "ignored": 1, "rejected": 0}
 
-    sticker = member.send(message_update(uid, sticker={"file_id": "x", "emoji": "👍"}))
-    assert "I can only read text and menu choices." in sticker
+    where = member.send(message_update(uid, location={"latitude": -17.8, "longitude": 31.0}))
+    assert "I can only read text and menu choices." in where
     edited = text_update(uid, "hi")
     message = edited.pop("message")
     edited["edited_message"] = {**message, "edit_date": message["date"]}
     assert member.post(edited).json()["queued"] == 1
     settle(service)
     assert len(fresh_telegram.sent_to(uid)) == 1  # an edit is news, never answered
+    no_file = message_update(uid, photo=[{"file_id": "AgAC", "width": 9, "height": 9}])
+    no_file["message"]["photo"][0]["file_id"] = ""
+    rejected(no_file)
     trail = service.audit_events(f"telegram:{uid}")
     reasons = [e.detail.get("reason") for e in trail if e.event == "message.rejected"]
-    assert reasons == ["bad_timestamp", "malformed"]  # the sender was valid in these
+    assert reasons == ["bad_timestamp", "malformed", "malformed"]  # the sender was valid
     elsewhere = service.store.audit_read("telegram:_rejected", limit=10)
     assert sorted(e.detail["reason"] for e in elsewhere) == [
         "bad_id",
@@ -342,6 +345,47 @@ def test_the_example_bot_runs_on_telegram_unchanged(
         assert "Shall I book it?" in ann.say("Ann Moyo")
         assert "Booked! Your reference is B" in ann.tap("Book it")
     assert all(c.ok for c in fresh_telegram.calls())
+
+
+def test_a_receipt_photo_sent_on_telegram_is_the_bots_typed_input(
+    server_url: str,
+    prefix: str,
+    tmp_path: Path,
+    fresh_graph: FakeGraph,
+    fresh_telegram: FakeTelegram,
+) -> None:
+    """The expenses example over Telegram: its form as questions, the receipt as a photo
+    (the largest size Telegram made of it), audited by its file id."""
+    settings = service_settings(
+        server_url,
+        prefix,
+        tmp_path / "data",
+        fresh_graph.url,
+        bot="examples.expenses.bot:create_bot",
+        telegram_bot_token=TOKEN,
+        telegram_secret_token=SECRET,
+        telegram_api_url=fresh_telegram.url,
+    )
+    with serving(settings) as running:
+        uid = new_user_id()
+        ann = TelegramMember(running, fresh_telegram, uid)
+        ann.say("/start")
+        assert "What was it for?" in ann.tap("Claim an expense")
+        assert "How much was it?" in ann.say("Taxi to site")
+        assert "Which day?" in ann.say("12.50")
+        assert "photo of the receipt" in ann.say("2026-11-30")
+        sizes = [
+            {"file_id": "AgACAgQAAxkBAAIBsmall", "width": 90, "height": 67},
+            {"file_id": "AgACAgQAAxkBAAIBlarge", "width": 1280, "height": 960},
+        ]
+        photo = message_update(uid, photo=sizes, caption="my taxi, ref 4411")
+        assert "Claim 12.50 for “Taxi to site” on 2026-11-30, with the photo?" in ann.send(photo)
+        assert "Claimed 12.50" in ann.tap("Claim it")
+        trail = running.audit_events(f"telegram:{uid}")
+    (media,) = [e for e in trail if e.event == "message.media"]
+    assert media.detail["media_id"] == "AgACAgQAAxkBAAIBlarge"
+    assert media.detail["mime_type"] == "image/jpeg"
+    assert "my taxi" not in str(media.detail)  # the file's entry names it, not its caption
 
 
 @pytest.mark.slow

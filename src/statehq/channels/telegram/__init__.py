@@ -1,6 +1,7 @@
 """Telegram's Bot API, as one self-contained channel adapter.
 
 - :mod:`.updates`: the secret token check, and one update parsed and validated;
+- :mod:`.media`: a photo, document, voice note, ... as the flows' ``Media``;
 - :mod:`.render`: replies as ``sendMessage`` calls with inline keyboards, taps read back;
 - :mod:`.bot_api`: the Bot API client (retries what provably never reached Telegram, and
   a 429 after the ``retry_after`` it asks for);

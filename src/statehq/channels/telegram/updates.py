@@ -10,7 +10,10 @@ What becomes an inbox :class:`~statehq.store.inbox.Update`, in private chats onl
     message         text                  ``text``; ``/start`` is read as "hi" (Telegram's
                                           first message and its restart), a command's
                                           ``@botname`` is dropped (``/menu@bot`` is ``/menu``)
-                    sticker, photo, ...   ``unsupported`` (answered politely)
+                    photo, document,      the file as the flows' ``Media`` (kind ``image``,
+                    voice, audio, video,  ``document``, ``audio``, ``video``, ``sticker``;
+                    sticker               see :mod:`.media`): a step may take it
+                    location, poll, ...   ``unsupported`` (answered politely)
                     a service message     ``notice`` (recorded, never answered)
     edited_message                        ``edited`` (recorded, never answered)
     callback_query  a keyboard tap        ``button``: ``choice`` is its callback data, ``text``
@@ -30,9 +33,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...flows import PayloadError
 from ...store.inbox import MAX_TIMESTAMP, Update
 from ...text import clean_text
 from ..base import Received, Rejected
+from .media import media_of
 from .render import button_of
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -158,6 +163,12 @@ def _message(raw: Any, inbox_id: str, *, edited: bool) -> Update:
             detail = f"{what}.text is {type(text).__name__}, not text"
             raise _Malformed("malformed", detail, sender)
         return Update(inbox_id, f"telegram:{sender}", "text", when, _command(text), name=name)
+    try:
+        media = media_of(raw)
+    except PayloadError as bad:
+        raise _Malformed("malformed", clean_text(str(bad)), sender) from None
+    if media is not None:  # a file: the bot's typed input (a receipt photo), or refused politely
+        return Update(inbox_id, f"telegram:{sender}", media.kind, when, media.encode(), name=name)
     kind = "unsupported" if CONTENT & raw.keys() else "notice"
     return Update(inbox_id, f"telegram:{sender}", kind, when, name=name)
 
